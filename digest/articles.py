@@ -1,0 +1,179 @@
+"""Load a folder of articles into ``Article`` values.
+
+Every metadata value goes through one table of field parsers (``FIELDS``),
+whatever format it came from. Precedence, highest first:
+
+1. the article's own metadata: YAML front matter, or the news-page layout
+   (where the ``Published:`` stamp beats the header line's bare date);
+2. the authors file (``authors.yaml`` in the articles folder), for
+   ``author_bio`` only;
+3. nothing: optional fields stay ``None`` and the summary is derived from the
+   body later, by ``summarize``.
+
+Only regular files inside the folder are read: symlinks that lead out of it
+are skipped with a warning, and hidden files and folders are ignored.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import yaml
+
+from digest.dates import parse_datetime, parse_published
+from digest.errors import ArticleError
+from digest.model import Article, Tag, clean_text
+from digest.readers import READERS, LayoutError, RawArticle, RawField
+
+AUTHORS_FILES = ("authors.yaml", "authors.yml")
+REQUIRED = ("title", "author", "date")
+
+
+def _text(value: object) -> str:
+    if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+        raise ValueError(f"expected text, got {type(value).__name__}")
+    text = clean_text(str(value))
+    if not text:
+        raise ValueError("is empty")
+    return text
+
+
+def _date(value: object) -> object:
+    if isinstance(value, str) and not value.strip()[:4].isdigit():
+        return parse_published(value)
+    return parse_datetime(value)
+
+
+def _tags(value: object) -> tuple[Tag, ...]:
+    if isinstance(value, str):
+        items: list[object] = value.replace(";", ",").split(",")
+    elif isinstance(value, (list, tuple)):
+        items = list(value)
+    else:
+        raise ValueError("expected a list of tags or a comma-separated string")
+    tags: dict[str, Tag] = {}
+    for item in items:
+        if not isinstance(item, (str, int)) or isinstance(item, bool):
+            raise ValueError(f"tag {item!r} is not text")
+        tag = Tag.of(str(item))
+        if tag.slug:
+            tags.setdefault(tag.slug, tag)
+    return tuple(tags.values())
+
+
+def _url(value: object) -> str:
+    url = _text(value)
+    if urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"{url!r} is not an http(s) URL")
+    return url
+
+
+FIELDS: Mapping[str, Callable[[object], object]] = {
+    "title": _text,
+    "author": _text,
+    "date": _date,
+    "tags": _tags,
+    "summary": _text,
+    "url": _url,
+    "section": _text,
+    "author_bio": _text,
+    "language": _text,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    """The articles that parsed, and one error per file that did not."""
+
+    articles: tuple[Article, ...]
+    problems: tuple[ArticleError, ...]
+
+
+def build_article(path: Path, raw: RawArticle, bios: Mapping[str, str]) -> Article:
+    """Parse every raw field through ``FIELDS``; the first bad one is an ArticleError."""
+    values: dict[str, object] = {}
+    for name, parse in FIELDS.items():
+        raw_field = raw.fields.get(name)
+        if raw_field is None or raw_field.value is None or raw_field.value == "":
+            if name in REQUIRED:
+                raise ArticleError(path, f"missing '{name}'; add a '{name}:' field")
+            continue
+        try:
+            values[name] = parse(raw_field.value)
+        except ValueError as exc:
+            raise ArticleError(path, f"bad '{name}': {exc}", line=raw_field.line) from exc
+    values.setdefault("tags", ())
+    if "author_bio" not in values and str(values["author"]) in bios:
+        values["author_bio"] = bios[str(values["author"])]
+    return Article(source=path, body=raw.body, **values)  # type: ignore[arg-type]
+
+
+def _walk(root: Path) -> Iterator[Path]:
+    """Files under ``root`` in a stable order, never leaving it."""
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(files):
+            if not name.startswith("."):
+                yield Path(folder, name)
+
+
+def _read_text(path: Path, root: Path) -> str:
+    if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
+        raise ArticleError(path, "is a symlink that leads outside the articles folder; skipped")
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data[: exc.start].count(b"\n") + 1
+        raise ArticleError(path, "is not UTF-8 text; re-save it as UTF-8", line=line) from exc
+
+
+def load_bios(root: Path) -> dict[str, str]:
+    """Author blurbs from ``authors.yaml``: ``Name: {bio: "..."}`` or ``Name: "..."``."""
+    for name in AUTHORS_FILES:
+        path = root / name
+        if path.is_file():
+            break
+    else:
+        return {}
+    try:
+        data = yaml.safe_load(_read_text(path, root)) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise ArticleError(path, "is not valid YAML", line=mark.line + 1 if mark else None) from exc
+    if not isinstance(data, dict):
+        raise ArticleError(path, "must map each author's name to their bio")
+    bios = {}
+    for author, entry in data.items():
+        bio = entry.get("bio") if isinstance(entry, dict) else entry
+        if isinstance(bio, str) and bio.strip():
+            bios[str(author)] = " ".join(bio.split())
+    return bios
+
+
+def load_articles(root: Path) -> LoadResult:
+    """Every article under ``root``; files that fail to parse become ``problems``."""
+    if not root.is_dir():
+        raise ArticleError(root, "is not a folder; point --articles at your articles folder")
+    bios = load_bios(root)
+    articles, problems = [], []
+    for path in _walk(root):
+        reader = READERS.get(path.suffix.lower())
+        if reader is None:
+            continue
+        try:
+            articles.append(build_article(path, reader(_read_text(path, root)), bios))
+        except ArticleError as exc:
+            problems.append(exc)
+        except LayoutError as exc:
+            problems.append(ArticleError(path, str(exc), line=exc.line))
+        except OSError as exc:
+            problems.append(ArticleError(path, f"cannot be read: {exc.strerror}"))
+    return LoadResult(tuple(articles), tuple(problems))
+
+
+__all__ = ["FIELDS", "LoadResult", "RawField", "build_article", "load_articles", "load_bios"]

@@ -1,0 +1,77 @@
+"""Settings: the resolved configuration of one run, and the config file.
+
+Every option has three sources, highest first: the command-line flag, the
+environment variable ``DIGEST_<FLAG>`` (``--reply-to`` is DIGEST_REPLY_TO),
+and ``digest.toml`` (in the working folder, or ``--config``), whose keys are
+the long flag names (``reply-to`` or ``reply_to``). The CLI resolves them with
+click; this module reads the file and holds the result.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from digest.dates import parse_since
+from digest.errors import ConfigError
+from digest.selection import Criteria
+
+DEFAULT_CONFIG = Path("digest.toml")
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    """What to put in a digest and who it comes from."""
+
+    articles: Path
+    as_of: datetime
+    since: str = "7d"
+    tags: tuple[str, ...] = ()
+    exclude_tags: tuple[str, ...] = ()
+    limit: int = 10
+    summary_words: int = 60
+    strict: bool = False
+    templates: Path | None = None
+    name: str = "The Weekly Digest"
+    sender: str = "The Weekly Digest <digest@example.org>"
+    reply_to: str | None = None
+    site_url: str | None = None
+
+    def criteria(self) -> Criteria:
+        try:
+            since = parse_since(self.since, self.as_of)
+        except ValueError as exc:
+            raise ConfigError(str(exc), source="--since") from exc
+        return Criteria.build(
+            as_of=self.as_of,
+            since=since,
+            tags=self.tags,
+            exclude_tags=self.exclude_tags,
+            limit=self.limit,
+        )
+
+
+def read_config(path: Path, known: Iterable[str]) -> dict[str, object]:
+    """The file's values keyed by option name (``reply-to`` -> ``reply_to``).
+
+    An unknown key is an error, so a typo never silently does nothing.
+    """
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"cannot be read: {exc.strerror}", source=str(path)) from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"is not valid TOML: {exc}", source=str(path)) from exc
+    known = set(known)
+    values: dict[str, object] = {}
+    for key, value in data.items():
+        name = key.replace("-", "_")
+        if name not in known:
+            raise ConfigError(
+                f"unknown key {key!r}; known keys: {', '.join(sorted(known))}", source=str(path)
+            )
+        values[name] = value
+    return values

@@ -1,0 +1,72 @@
+"""The one exception tree. Every error a user can cause is a DigestError.
+
+Errors carry data (path, line, SMTP code) rather than pre-baked prose, so the
+CLI can print one clear line and callers can react programmatically. Each
+``str()`` is a complete, one-line message that says what is wrong and how to
+fix it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class DigestError(Exception):
+    """Root of every error that digest reports to a user instead of a traceback."""
+
+    exit_code = 1
+
+
+class ConfigError(DigestError):
+    """A bad flag, environment variable or config-file value."""
+
+    def __init__(self, message: str, *, source: str | None = None) -> None:
+        self.message = message
+        self.source = source
+        super().__init__(f"{source}: {message}" if source else message)
+
+
+class InputError(DigestError):
+    """Bad content in a file the user gave us, located by path and line."""
+
+    def __init__(self, path: Path | str, message: str, *, line: int | None = None) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.message = message
+        where = f"{self.path}:{line}" if line else f"{self.path}"
+        super().__init__(f"{where}: {message}")
+
+
+class ArticleError(InputError):
+    """An article file that cannot be parsed."""
+
+
+class SubscriberError(InputError):
+    """A subscriber list that cannot be read."""
+
+
+class TemplateError(DigestError):
+    """A template that is missing or fails to render."""
+
+    def __init__(self, name: str, message: str, *, searched: Sequence[Path] = ()) -> None:
+        self.name = name
+        self.searched = tuple(searched)
+        self.message = message
+        where = ""
+        if self.searched:
+            where = " (searched: " + ", ".join(str(p) for p in self.searched) + ")"
+        super().__init__(f"template {name!r}: {message}{where}")
+
+
+class HeaderError(DigestError):
+    """A header value that would break the message, such as one carrying CR/LF."""
+
+
+class TransportError(DigestError):
+    """Delivery failed for a reason that concerns the whole transport."""
+
+    def __init__(self, message: str, *, code: int | None = None) -> None:
+        self.code = code
+        self.message = message
+        super().__init__(message)

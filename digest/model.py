@@ -1,0 +1,73 @@
+"""The frozen value types that flow through the pipeline: Tag, Block, Article."""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+_NON_SLUG = re.compile(r"[^a-z0-9]+")
+# Control characters (other than whitespace) and private-use code points: the
+# first can break headers, the second are reserved for recipient placeholders.
+_UNWANTED = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ue000-\uf8ff]")
+
+
+def clean_text(text: str) -> str:
+    """Content text with whitespace runs (CR and LF included) collapsed to one
+    space and control and private-use characters removed."""
+    return " ".join(_UNWANTED.sub("", text).split())
+
+
+def slugify(text: str) -> str:
+    """``"Local Government"``, ``"local_government"`` and ``"LOCAL-GOVERNMENT"`` all
+    become ``"local-government"``; accents fold away so ``"Énergie"`` matches ``"energie"``."""
+    folded = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    return _NON_SLUG.sub("-", folded.lower()).strip("-")
+
+
+@dataclass(frozen=True, slots=True)
+class Tag:
+    """A tag as written (for display) and its slug (for every comparison)."""
+
+    name: str
+    slug: str
+
+    @classmethod
+    def of(cls, name: str) -> Tag:
+        return cls(name=name.strip(), slug=slugify(name))
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """One piece of an article body: a paragraph or a sub-heading."""
+
+    kind: Literal["paragraph", "heading"]
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Article:
+    """One parsed article. ``summary`` is the explicit one, if the file has it."""
+
+    title: str
+    author: str
+    date: datetime
+    tags: tuple[Tag, ...]
+    source: Path
+    body: tuple[Block, ...] = ()
+    summary: str | None = None
+    url: str | None = None
+    section: str | None = None
+    author_bio: str | None = None
+    language: str | None = None
+
+    @property
+    def tag_slugs(self) -> frozenset[str]:
+        return frozenset(tag.slug for tag in self.tags)
+
+    @property
+    def paragraphs(self) -> list[str]:
+        return [block.text for block in self.body if block.kind == "paragraph"]

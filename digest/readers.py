@@ -1,0 +1,190 @@
+"""Readers turn one file's text into raw metadata and body blocks.
+
+Each reader knows one format's layout and nothing about field types: it
+returns every value with the line it came from, and ``articles`` parses them
+all through one table. A reader raises ``ValueError`` with a line number
+(``LayoutError``) when the file does not follow its layout.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+
+import yaml
+
+from digest.model import Block, clean_text
+
+
+class LayoutError(ValueError):
+    """The text does not follow the format's layout, at ``line`` (1-based)."""
+
+    def __init__(self, message: str, line: int | None = None) -> None:
+        self.line = line
+        super().__init__(message)
+
+
+@dataclass(frozen=True, slots=True)
+class RawField:
+    value: object
+    line: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class RawArticle:
+    fields: dict[str, RawField] = field(default_factory=dict)
+    body: tuple[Block, ...] = ()
+
+
+# --- Markdown with YAML front matter ---------------------------------------
+
+_FENCE = re.compile(r"^(---|\.\.\.)\s*$")
+_KEY_LINE = re.compile(r"^([A-Za-z_][\w-]*)\s*:")
+_HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
+_MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
+_MD_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(\S(?:.*?\S)?)\1")
+
+
+def _plain_inline(text: str) -> str:
+    """Drop inline Markdown so summaries read as prose in both parts of the email."""
+    return _MD_EMPHASIS.sub(r"\2", _MD_LINK.sub(r"\1", text))
+
+
+def _paragraphs(lines: list[str], first_line: int) -> Iterator[tuple[int, list[str]]]:
+    """Runs of non-blank lines, each with the 1-based number of its first line."""
+    run: list[str] = []
+    start = first_line
+    for number, line in enumerate(lines, start=first_line):
+        if line.strip():
+            if not run:
+                start = number
+            run.append(line.strip())
+        elif run:
+            yield start, run
+            run = []
+    if run:
+        yield start, run
+
+
+def read_markdown(text: str) -> RawArticle:
+    lines = text.splitlines()
+    if not lines or lines[0].strip() != "---":
+        raise LayoutError("a Markdown article must start with a '---' line of YAML front matter", 1)
+    end = next((i for i in range(1, len(lines)) if _FENCE.match(lines[i])), None)
+    if end is None:
+        raise LayoutError("the front matter has no closing '---' line", 1)
+    try:
+        meta = yaml.safe_load("\n".join(lines[1:end])) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        line = mark.line + 2 if mark is not None else 1
+        raise LayoutError(f"front matter is not valid YAML: {problem}", line) from exc
+    if not isinstance(meta, dict):
+        raise LayoutError("front matter must be a mapping of 'key: value' lines", 2)
+    key_lines = {}
+    for number, line in enumerate(lines[1:end], start=2):
+        match = _KEY_LINE.match(line)
+        if match:
+            key_lines.setdefault(match[1], number)
+    fields = {str(k): RawField(v, key_lines.get(str(k))) for k, v in meta.items()}
+    blocks = []
+    for _, run in _paragraphs(lines[end + 1 :], end + 2):
+        heading = _HEADING.match(run[0])
+        if heading and len(run) == 1:
+            blocks.append(Block("heading", clean_text(_plain_inline(heading[1]))))
+        else:
+            blocks.append(Block("paragraph", clean_text(_plain_inline(" ".join(run)))))
+    return RawArticle(fields, tuple(blocks))
+
+
+# --- The plain-text news-page layout ----------------------------------------
+
+_HEADER = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\s+([A-Za-z]{2,3}(?:[-_][A-Za-z]+)?)\s+(\S.*?)\s*$")
+_SENTENCE_END = ('.', '!', '?', ':', ';', ',', '"', '”', '’', "'", ')')
+_MAX_HEADING_WORDS = 14
+
+
+def _next_nonblank(lines: list[str], start: int) -> int:
+    i = start
+    while i < len(lines) and not lines[i].strip():
+        i += 1
+    return i
+
+
+def _expect(lines: list[str], i: int, what: str, test: Callable[[str], bool]) -> str:
+    if i >= len(lines) or not test(lines[i].strip()):
+        found = repr(lines[i].strip()) if i < len(lines) else "the end of the file"
+        raise LayoutError(f"expected {what}, found {found}", min(i, len(lines) - 1) + 1)
+    return lines[i].strip()
+
+
+def read_layout(text: str) -> RawArticle:
+    """Parse the news-page layout: header, section, title, By:, Published:,
+    the title again, body, a tags line, the author's name and their blurb."""
+    lines = text.splitlines()
+    if not lines:
+        raise LayoutError("the file is empty", 1)
+    header = _HEADER.match(lines[0])
+    if not header:
+        raise LayoutError("expected a first line like ' date 2026-11-24 en English'", 1)
+    f: dict[str, RawField] = {
+        "date": RawField(header[1], 1), "language": RawField(header[2], 1),
+    }
+    f["section"] = RawField(_expect(lines, 1, "the section on line 2", bool), 2)
+    i = _next_nonblank(lines, 2)
+    title = _expect(lines, i, "the title", bool)
+    f["title"] = RawField(title, i + 1)
+    i = _next_nonblank(lines, i + 1)
+    byline = _expect(lines, i, "a 'By: NAME' line", lambda s: s.startswith("By:"))
+    author = byline[3:].strip()
+    if not author:
+        raise LayoutError("the 'By:' line has no name", i + 1)
+    f["author"] = RawField(author, i + 1)
+    i += 1
+    if i < len(lines) and lines[i].strip().startswith("Published:"):
+        # The stamp carries the time and zone, so it wins over the header's bare date.
+        f["date"] = RawField(lines[i].strip()[len("Published:") :].strip(), i + 1)
+        i += 1
+    if i < len(lines) and lines[i].strip() == title:
+        i += 1
+    tail = _find_tail(lines, author, i)
+    f["tags"] = RawField(lines[tail - 1].split(), tail)
+    blurb = [line.strip() for line in lines[tail + 1 :] if line.strip()]
+    if blurb:
+        f["author_bio"] = RawField(" ".join(blurb), _next_nonblank(lines, tail + 1) + 1)
+    return RawArticle(f, _layout_body(lines[i : tail - 1]))
+
+
+def _find_tail(lines: list[str], author: str, body_start: int) -> int:
+    """Index of the tags line's successor: the last line holding only the author's name."""
+    for i in range(len(lines) - 1, body_start, -1):
+        if lines[i].strip() == author and lines[i - 1].strip():
+            return i
+    raise LayoutError(
+        f"expected a line of tags followed by a line with the author's name ({author!r}) "
+        "after the body",
+        len(lines),
+    )
+
+
+def _layout_body(lines: list[str]) -> tuple[Block, ...]:
+    runs = [clean_text(" ".join(run)) for _, run in _paragraphs(lines, 1)]
+    blocks = []
+    for index, run in enumerate(runs):
+        # A sub-heading is a short line without closing punctuation, between paragraphs.
+        is_heading = (
+            index < len(runs) - 1
+            and not run.endswith(_SENTENCE_END)
+            and len(run.split()) <= _MAX_HEADING_WORDS
+        )
+        blocks.append(Block("heading" if is_heading else "paragraph", run))
+    return tuple(blocks)
+
+
+READERS: dict[str, Callable[[str], RawArticle]] = {
+    ".md": read_markdown,
+    ".markdown": read_markdown,
+    ".txt": read_layout,
+}

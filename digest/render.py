@@ -1,0 +1,122 @@
+"""Render a Digest into subject, inlined HTML and plain text.
+
+Templates load through a ChoiceLoader: the user's ``--templates`` folder
+first, then the package's own, so any single template can be overridden by
+name. HTML escaping is on by default for every template, ``*.html.j2``
+included (``select_autoescape`` would miss it); only ``*.txt.j2`` templates,
+whose output is not HTML, render without it. Undefined names are errors.
+
+Per-recipient values are not known here: templates see ``recipient.*`` as
+placeholder tokens, and ``message`` substitutes each recipient's values into
+the finished output. That keeps the expensive steps (Jinja, premailer) to
+once per digest variant.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+import jinja2
+
+from digest.compose import Digest
+from digest.errors import TemplateError
+
+TEMPLATES = {"html": "digest.html.j2", "text": "digest.txt.j2", "subject": "subject.txt.j2"}
+PLACEHOLDER_FIELDS = ("greeting", "name", "email", "unsubscribe_url")
+# Private-use code points: valid in HTML and XML (so lxml keeps them), untouched
+# by escaping, and never produced by the content itself (articles strip them).
+TOKEN_OPEN, TOKEN_CLOSE = "\ue000", "\ue001"
+
+
+def token(field: str) -> str:
+    return f"{TOKEN_OPEN}{field}{TOKEN_CLOSE}"
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientTokens:
+    """What templates see as ``recipient``: a token per personal field."""
+
+    greeting: str = token("greeting")
+    name: str = token("name")
+    email: str = token("email")
+    unsubscribe_url: str = token("unsubscribe_url")
+
+
+@dataclass(frozen=True, slots=True)
+class Rendered:
+    """One digest variant, rendered and inlined, still holding recipient tokens."""
+
+    subject: str
+    html: str
+    text: str
+
+
+def package_templates() -> Path:
+    """The templates shipped in the wheel, or the repository's when run from source."""
+    here = Path(__file__).resolve().parent
+    installed = here / "templates"
+    return installed if installed.is_dir() else here.parent / "templates"
+
+
+def _autoescape(name: str | None) -> bool:
+    return name is None or not name.endswith(".txt.j2")
+
+
+def _longdate(value: datetime) -> str:
+    return f"{value:%B} {value.day}, {value.year}"
+
+
+def make_environment(user_dir: Path | None = None) -> jinja2.Environment:
+    folders = ([user_dir] if user_dir else []) + [package_templates()]
+    env = jinja2.Environment(
+        loader=jinja2.ChoiceLoader([jinja2.FileSystemLoader(f) for f in folders]),
+        autoescape=_autoescape,
+        undefined=jinja2.StrictUndefined,
+        keep_trailing_newline=True,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["longdate"] = _longdate
+    env.globals["searched"] = tuple(folders)
+    return env
+
+
+def render_template(env: jinja2.Environment, name: str, context: dict[str, object]) -> str:
+    searched: tuple[Path, ...] = env.globals["searched"]  # type: ignore[assignment]
+    try:
+        return env.get_template(name).render(context)
+    except jinja2.TemplateNotFound as exc:
+        raise TemplateError(name, "not found", searched=searched) from exc
+    except jinja2.TemplateSyntaxError as exc:
+        where = f"{exc.filename or name}:{exc.lineno}"
+        raise TemplateError(name, f"syntax error at {where}: {exc.message}") from exc
+    except jinja2.UndefinedError as exc:
+        raise TemplateError(name, f"{exc.message}; check the variable names") from exc
+
+
+def inline_css(html: str) -> str:
+    """Inline every CSS rule; @media rules cannot be inlined and stay in <style>."""
+    from premailer import Premailer  # heavy import: only when rendering
+
+    return str(
+        Premailer(
+            html,
+            keep_style_tags=False,
+            remove_classes=False,
+            strip_important=False,
+            disable_validation=True,
+            cssutils_logging_level=logging.CRITICAL,
+            allow_network=False,
+        ).transform(pretty_print=False)
+    )
+
+
+def render_digest(env: jinja2.Environment, digest: Digest) -> Rendered:
+    context: dict[str, object] = {"digest": digest, "recipient": RecipientTokens()}
+    subject = render_template(env, TEMPLATES["subject"], context)
+    html = render_template(env, TEMPLATES["html"], context)
+    text = render_template(env, TEMPLATES["text"], context)
+    return Rendered(subject=" ".join(subject.split()), html=inline_css(html), text=text)
