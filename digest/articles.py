@@ -43,7 +43,8 @@ def _text(value: object) -> str:
 
 
 def _date(value: object) -> object:
-    if isinstance(value, str) and not value.strip()[:4].isdigit():
+    # "December 31, 2023 at 11:27 am EST" is the news-page stamp; all else is ISO 8601.
+    if isinstance(value, str) and " at " in value:
         return parse_published(value)
     return parse_datetime(value)
 
@@ -158,7 +159,7 @@ def load_bios(root: Path) -> dict[str, str]:
 def load_articles(root: Path) -> LoadResult:
     """Every article under ``root``; files that fail to parse become ``problems``."""
     if not root.is_dir():
-        raise ArticleError(root, "is not a folder; point --articles at your articles folder")
+        raise ArticleError(root, "not a folder; point --articles at your articles folder")
     bios = load_bios(root)
     articles, problems = [], []
     for path in _walk(root):

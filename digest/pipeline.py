@@ -16,7 +16,7 @@ from pathlib import Path
 from digest.articles import load_articles
 from digest.compose import Digest, compose
 from digest.config import Settings
-from digest.errors import DigestError, TemplateError
+from digest.errors import ConfigError, DigestError
 from digest.message import Envelope, Identity, MessageTemplate, fill
 from digest.model import Article, slugify
 from digest.render import Rendered, make_environment, render_digest
@@ -55,7 +55,10 @@ def make_digest(settings: Settings, articles: Sequence[Article]) -> Digest:
 
 def render(settings: Settings, digest: Digest) -> Rendered:
     if settings.templates is not None and not settings.templates.is_dir():
-        raise TemplateError("*", f"--templates {settings.templates} is not a folder")
+        raise ConfigError(
+            f"{settings.templates} is not a folder; point it at a folder of templates",
+            source="--templates",
+        )
     return render_digest(make_environment(settings.templates), digest)
 
 
