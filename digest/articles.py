@@ -16,6 +16,7 @@ are skipped with a warning, and hidden files and folders are ignored.
 
 from __future__ import annotations
 
+import codecs
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -125,9 +126,11 @@ def _walk(root: Path) -> Iterator[Path]:
 def _read_text(path: Path, root: Path) -> str:
     if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
         raise ArticleError(path, "is a symlink that leads outside the articles folder; skipped")
-    data = path.read_bytes()
+    # Strip the BOM before decoding so an error's offset counts from the same byte
+    # as the line count ('utf-8-sig' reports offsets past the BOM).
+    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
     try:
-        return data.decode("utf-8-sig")
+        return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data[: exc.start].count(b"\n") + 1
         raise ArticleError(path, "is not UTF-8 text; re-save it as UTF-8", line=line) from exc

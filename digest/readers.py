@@ -43,12 +43,19 @@ _FENCE = re.compile(r"^(---|\.\.\.)\s*$")
 _KEY_LINE = re.compile(r"^([A-Za-z_][\w-]*)\s*:")
 _HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
-_MD_EMPHASIS = re.compile(r"(\*\*|__|\*|_|`)(\S(?:.*?\S)?)\1")
+# Underscores only delimit emphasis at word edges: NIGHT_BUS_PASS stays as written.
+_MD_EMPHASIS = re.compile(
+    r"(\*\*|\*|`)(\S(?:.*?\S)?)\1|(?<!\w)(__|_)(\S(?:.*?\S)?)\3(?!\w)"
+)
+
+
+def _unwrap(match: re.Match[str]) -> str:
+    return match[2] if match[1] else match[4]
 
 
 def _plain_inline(text: str) -> str:
     """Drop inline Markdown so summaries read as prose in both parts of the email."""
-    return _MD_EMPHASIS.sub(r"\2", _MD_LINK.sub(r"\1", text))
+    return _MD_EMPHASIS.sub(_unwrap, _MD_LINK.sub(r"\1", text))
 
 
 def _paragraphs(lines: list[str], first_line: int) -> Iterator[tuple[int, list[str]]]:
@@ -89,13 +96,21 @@ def read_markdown(text: str) -> RawArticle:
         if match:
             key_lines.setdefault(match[1], number)
     fields = {str(k): RawField(v, key_lines.get(str(k))) for k, v in meta.items()}
-    blocks = []
+    blocks: list[Block] = []
     for _, run in _paragraphs(lines[end + 1 :], end + 2):
-        heading = _HEADING.match(run[0])
-        if heading and len(run) == 1:
+        # A '#' heading needs no blank line around it: it ends the paragraph before it.
+        pending: list[str] = []
+        for line in run:
+            heading = _HEADING.match(line)
+            if heading is None:
+                pending.append(line)
+                continue
+            if pending:
+                blocks.append(Block("paragraph", clean_text(_plain_inline(" ".join(pending)))))
+                pending = []
             blocks.append(Block("heading", clean_text(_plain_inline(heading[1]))))
-        else:
-            blocks.append(Block("paragraph", clean_text(_plain_inline(" ".join(run)))))
+        if pending:
+            blocks.append(Block("paragraph", clean_text(_plain_inline(" ".join(pending)))))
     return RawArticle(fields, tuple(blocks))
 
 
