@@ -20,6 +20,9 @@ from digest.errors import ConfigError
 from digest.selection import Criteria
 
 DEFAULT_CONFIG = Path("digest.toml")
+# Secrets are settable in the file (or the environment) but never as a flag,
+# so they never show up in the process list or shell history.
+FILE_ONLY_KEYS = ("smtp_password",)
 
 
 @dataclass(frozen=True, slots=True)

@@ -77,15 +77,24 @@ def read_rows(path: Path) -> Iterator[Row]:
         yield Row(Subscriber(checked.normalized, name))
 
 
-def read_subscribers(paths: list[Path]) -> tuple[list[Subscriber], list[SubscriberError]]:
-    """Every unique subscriber across ``paths``, in order, and the rows that were skipped."""
+def iter_subscribers(paths: list[Path]) -> Iterator[Row]:
+    """Rows across ``paths``, streamed, without repeating an address already seen."""
     seen: set[str] = set()
-    subscribers, problems = [], []
     for path in paths:
         for row in read_rows(path):
-            if row.problem is not None:
-                problems.append(row.problem)
-            elif row.subscriber is not None and row.subscriber.key not in seen:
+            if row.subscriber is not None:
+                if row.subscriber.key in seen:
+                    continue
                 seen.add(row.subscriber.key)
-                subscribers.append(row.subscriber)
+            yield row
+
+
+def read_subscribers(paths: list[Path]) -> tuple[list[Subscriber], list[SubscriberError]]:
+    """Every unique subscriber across ``paths``, in order, and the rows that were skipped."""
+    subscribers, problems = [], []
+    for row in iter_subscribers(paths):
+        if row.problem is not None:
+            problems.append(row.problem)
+        elif row.subscriber is not None:
+            subscribers.append(row.subscriber)
     return subscribers, problems

@@ -14,6 +14,7 @@ import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol
 
 from digest.errors import ConfigError, TransportError
@@ -24,24 +25,38 @@ Status = Literal["sent", "failed", "deferred", "ambiguous"]
 
 @dataclass(frozen=True, slots=True)
 class Delivery:
-    """What became of one envelope."""
+    """What became of one envelope. ``deferred`` is a transient failure (worth
+    a retry), ``failed`` a permanent one, ``ambiguous`` a connection lost after
+    the final dot. ``connection`` marks a failure of the connection rather
+    than of the recipient; ``throttled`` a server asking us to slow down."""
 
     envelope: Envelope
     status: Status
     code: int | None = None
     reply: str = ""
+    connection: bool = False
+    throttled: bool = False
+
+
+BeforeData = Callable[[], Awaitable[None]]
+
+
+class Connection(Protocol):
+    """One channel to the destination. ``deliver`` reports each recipient's
+    fate as a Delivery, calls ``before_data`` just before the point of no
+    return, and raises TransportError only when no retry can help."""
+
+    async def deliver(self, envelope: Envelope, before_data: BeforeData) -> Delivery: ...
+
+    async def close(self) -> None: ...
 
 
 class Transport(Protocol):
-    """Something that delivers envelopes. ``open`` before, ``close`` after."""
+    """Where messages go. Each sending worker asks it for its own connection."""
 
     description: str
 
-    async def open(self) -> None: ...
-
-    async def deliver(self, envelope: Envelope) -> Delivery: ...
-
-    async def close(self) -> None: ...
+    def connection(self) -> Connection: ...
 
 
 class MaildirTransport:
@@ -52,23 +67,31 @@ class MaildirTransport:
         self.description = f"maildir:{path}"
         self._counter = itertools.count()
         self._host = socket.gethostname().replace("/", "\\057").replace(":", "\\072")
+        self._ready = False
 
-    async def open(self) -> None:
+    def connection(self) -> MaildirTransport:
+        return self
+
+    def _prepare(self) -> None:
         try:
             for sub in ("tmp", "new", "cur"):
                 (self.path / sub).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise TransportError(f"cannot create the Maildir {self.path}: {exc.strerror}") from exc
+        self._ready = True
 
     def _unique(self) -> str:
         now = time.time()
         return f"{int(now)}.M{int(now % 1 * 1e6)}P{os.getpid()}Q{next(self._counter)}.{self._host}"
 
-    async def deliver(self, envelope: Envelope) -> Delivery:
+    async def deliver(self, envelope: Envelope, before_data: BeforeData) -> Delivery:
+        if not self._ready:
+            self._prepare()
         name = self._unique()
         tmp, new = self.path / "tmp" / name, self.path / "new" / name
         # Maildir files use the local line ending, not SMTP's CRLF.
         data = envelope.data.replace(b"\r\n", b"\n")
+        await before_data()
         try:
             with open(tmp, "xb") as handle:
                 handle.write(data)
@@ -84,12 +107,17 @@ class MaildirTransport:
         return None
 
 
-def make_transport(spec: str) -> Transport:
-    """A transport from its URL-like spec, e.g. ``maildir:outbox``."""
+def make_transport(spec: str, **smtp_options: object) -> Transport:
+    """A transport from its URL-like spec: ``maildir:PATH``, ``smtp://`` or ``smtps://``."""
     scheme, sep, rest = spec.partition(":")
     if scheme == "maildir" and sep and rest:
         return MaildirTransport(Path(rest))
+    if scheme in ("smtp", "smtps") and rest.startswith("//"):
+        from digest.smtp import SmtpTransport, parse_smtp_url  # aiosmtplib only when needed
+
+        return SmtpTransport(parse_smtp_url(spec, **smtp_options))
     raise ConfigError(
-        f"unknown transport {spec!r}; use maildir:PATH (e.g. maildir:outbox)",
+        f"unknown transport {spec!r}; use maildir:PATH, smtp://[user@]host[:port] "
+        "or smtps://[user@]host[:port]",
         source="--transport",
     )

@@ -97,8 +97,8 @@ def test_send_fills_the_maildir_with_parseable_messages(workdir: Path) -> None:
     code, out, _ = run("send", "--as-of", AS_OF, "--list", "subscribers.csv",
                        "--transport", "maildir:box")
     assert code == 0
-    assert out == ("Sent 5 of 5 messages via maildir:box "
-                   "(campaign 2026-W48-subscribers-all).\n")
+    assert out == ("Sent 5 messages via maildir:box "
+                   "(campaign 2026-W48-subscribers-all; now 5 sent).\n")
     files = sorted((workdir / "box" / "new").iterdir())
     assert len(files) == 5
     assert not list((workdir / "box" / "tmp").iterdir())
@@ -158,8 +158,8 @@ def test_bad_article_is_a_warning_and_strict_makes_it_an_error(workdir: Path) ->
         (["send", "--as-of", AS_OF, "--list", "missing.csv"],
          1, "Error: missing.csv: cannot be read: No such file or directory"),
         (["send", "--as-of", AS_OF, "--list", "subscribers.csv", "--transport", "carrier:pigeon"],
-         1, "Error: --transport: unknown transport 'carrier:pigeon'; use maildir:PATH "
-            "(e.g. maildir:outbox)"),
+         1, "Error: --transport: unknown transport 'carrier:pigeon'; use maildir:PATH, "
+            "smtp://[user@]host[:port] or smtps://[user@]host[:port]"),
         (["build", "--as-of", AS_OF, "--templates", "missing"],
          1, "Error: --templates: missing is not a folder; point it at a folder of templates"),
         (["build", "--as-of", AS_OF, "--from", "nobody"],

@@ -1,0 +1,66 @@
+"""One run at a time per state folder, for cron.
+
+The lock is an ``flock`` on ``<state>/lock``: the kernel releases it when the
+holder exits, even after kill -9, so a crash never leaves a stale lock. The
+file records the holder's pid and start time for the message a second run
+prints.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from datetime import datetime, timezone
+from pathlib import Path
+from types import TracebackType
+
+from digest.errors import DigestError
+
+
+class LockedError(DigestError):
+    """Another run holds the state folder."""
+
+    exit_code = 75
+
+    def __init__(self, path: Path, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        super().__init__(
+            f"another digest run holds {path} ({holder}); it is still running, so this "
+            "run stops here. Try again when it has finished."
+        )
+
+
+class StateLock:
+    def __init__(self, state: Path) -> None:
+        self.path = state / "lock"
+        self._fd: int | None = None
+
+    def __enter__(self) -> StateLock:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as exc:
+            raise DigestError(f"cannot use the state folder {self.path.parent}: "
+                              f"{exc.strerror}; check --state") from exc
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown holder"
+            os.close(fd)
+            raise LockedError(self.path, holder) from None
+        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"pid {os.getpid()}, started {started}\n".encode(), 0)
+        self._fd = fd
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._fd is not None:
+            os.ftruncate(self._fd, 0)
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None

@@ -1,0 +1,241 @@
+"""The sending engine: workers, rate limit, retries, and the journal.
+
+``concurrency`` workers each own one connection. A global token bucket caps
+the rate and halves it whenever a server answers 421 or 454. A transient
+failure goes back in the queue after an exponential backoff with jitter, up
+to ``max_attempts`` tries in this run; after that the recipient stays
+``deferred`` for the next run. Journal writes ride together: every commit
+carries whatever results are waiting plus the next recipient's ``inflight``
+mark, which must be on disk before its DATA.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+
+from digest.errors import DigestError
+from digest.journal import Journal, Update
+from digest.message import Envelope
+from digest.transports import Connection, Delivery, Transport
+
+
+class TooManyConnectionErrors(DigestError):
+    """The server kept failing at the connection level; the run stopped early."""
+
+    exit_code = 69
+
+    def __init__(self, count: int, last: str) -> None:
+        self.count = count
+        super().__init__(
+            f"stopped after {count} connection errors in a row (last: {last}); "
+            "progress is saved, run again when the server is back"
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class SendOptions:
+    concurrency: int = 8
+    rate: float | None = None
+    max_attempts: int = 3
+    max_connection_errors: int = 50
+    retry_delay: float = 1.0  # the first backoff step, in seconds
+
+
+@dataclass(frozen=True, slots=True)
+class Job:
+    """One recipient to send to in this run."""
+
+    envelope: Envelope
+    resend: bool = False  # an ambiguous recipient's one extra try
+
+
+@dataclass(slots=True)
+class Tally:
+    """What this run did, for progress lines and the report."""
+
+    started: float = field(default_factory=time.monotonic)
+    counts: dict[str, int] = field(default_factory=dict)
+    retries: int = 0
+
+    def add(self, status: str) -> None:
+        self.counts[status] = self.counts.get(status, 0) + 1
+
+    @property
+    def sent(self) -> int:
+        return self.counts.get("sent", 0)
+
+    @property
+    def done(self) -> int:
+        return sum(self.counts.values())
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+class TokenBucket:
+    """At most ``rate`` acquisitions a second on average, bursts of one second."""
+
+    def __init__(self, rate: float | None) -> None:
+        self.rate = rate
+        self._tokens = rate or 0.0
+        self._stamp = time.monotonic()
+
+    async def acquire(self) -> None:
+        while self.rate is not None:
+            now = time.monotonic()
+            self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
+            self._stamp = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            await asyncio.sleep((1 - self._tokens) / self.rate)
+
+    def slow_down(self, observed: float) -> None:
+        """Halve the rate (or, uncapped, half of what we achieved so far)."""
+        base = self.rate if self.rate is not None else max(observed, 2.0)
+        self.rate = max(base / 2, 0.5)
+        self._tokens = min(self._tokens, self.rate)
+
+
+class Sender:
+    """Send jobs through ``transport``, recording every step in ``journal``.
+
+    Jobs are pulled lazily from an iterator, so a list of any size streams
+    through; retries wait in a timer, then jump the queue.
+    """
+
+    def __init__(self, journal: Journal, campaign: str, transport: Transport,
+                 options: SendOptions, tally: Tally) -> None:
+        self.journal = journal
+        self.campaign = campaign
+        self.transport = transport
+        self.options = options
+        self.tally = tally
+        self.bucket = TokenBucket(options.rate)
+        self._waiting: list[Update] = []
+        self._ready: deque[tuple[Job, int]] = deque()
+        self._backing_off = 0
+        self._wakeup = asyncio.Event()
+        self._connection_errors = 0
+        self._fatal: BaseException | None = None
+
+    def _commit(self, *extra: Update) -> None:
+        updates, self._waiting = [*self._waiting, *extra], []
+        if updates:
+            self.journal.apply(self.campaign, updates)
+
+    async def run(self, jobs: Iterable[Job]) -> None:
+        source = iter(jobs)
+        workers = [asyncio.create_task(self._worker(source))
+                   for _ in range(self.options.concurrency)]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            self._commit()
+        if self._fatal is not None:
+            raise self._fatal
+
+    async def _next(self, source: Iterator[Job]) -> tuple[Job, int] | None:
+        while self._fatal is None:
+            if self._ready:
+                return self._ready.popleft()
+            job = next(source, None)
+            if job is not None:
+                return job, 1
+            if not self._backing_off:
+                return None
+            self._wakeup.clear()
+            await self._wakeup.wait()
+        return None
+
+    async def _worker(self, source: Iterator[Job]) -> None:
+        async with _connection(self.transport) as connection:
+            while (item := await self._next(source)) is not None:
+                job, attempt = item
+                await self.bucket.acquire()
+                try:
+                    delivery = await connection.deliver(
+                        job.envelope, lambda job=job: self._mark_inflight(job, attempt)
+                    )
+                except DigestError as exc:
+                    self._stop(exc)
+                    break
+                await self._record(job, attempt, delivery)
+        self._wakeup.set()  # let idle workers re-check whether anything is left
+
+    async def _mark_inflight(self, job: Job, attempt: int) -> None:
+        self._commit(Update(job.envelope.recipient, "inflight",
+                            resend=job.resend and attempt == 1))
+
+    async def _record(self, job: Job, attempt: int, delivery: Delivery) -> None:
+        if delivery.connection:
+            self._connection_errors += 1
+            if self._connection_errors >= self.options.max_connection_errors:
+                last = f"{delivery.code or ''} {delivery.reply}".strip()
+                self._stop(TooManyConnectionErrors(self._connection_errors, last))
+        else:
+            self._connection_errors = 0
+        if delivery.throttled:
+            self.bucket.slow_down(self.tally.sent / max(self.tally.elapsed, 0.001))
+        retry = (delivery.status == "deferred" and attempt < self.options.max_attempts
+                 and self._fatal is None)
+        self._waiting.append(Update(job.envelope.recipient, delivery.status, delivery.code,
+                                    delivery.reply or None, attempted=not delivery.connection))
+        if not retry:
+            self.tally.add(delivery.status)
+            return
+        self.tally.retries += 1
+        delay = self.options.retry_delay * 2 ** (attempt - 1) * (0.5 + random.random())
+        self._backing_off += 1
+        asyncio.get_running_loop().call_later(delay, self._retry, job, attempt + 1)
+        if delivery.connection:
+            await asyncio.sleep(delay)  # the connection failed: give the server a rest too
+
+    def _retry(self, job: Job, attempt: int) -> None:
+        self._backing_off -= 1
+        self._ready.append((job, attempt))
+        self._wakeup.set()
+
+    def _stop(self, exc: BaseException) -> None:
+        if self._fatal is None:
+            self._fatal = exc
+        self._wakeup.set()
+
+
+@asynccontextmanager
+async def _connection(transport: Transport) -> AsyncIterator[Connection]:
+    connection = transport.connection()
+    try:
+        yield connection
+    finally:
+        await connection.close()
+
+
+def run_jobs(journal: Journal, campaign: str, transport: Transport, jobs: Iterable[Job],
+             options: SendOptions, tally: Tally,
+             on_tick: Callable[[Tally], None] | None = None, tick: float = 1.0) -> None:
+    """Run the sender to completion; ``on_tick`` is called every ``tick`` seconds."""
+
+    async def main() -> None:
+        sender = Sender(journal, campaign, transport, options, tally)
+        ticker = asyncio.create_task(_ticker(tally, on_tick, tick)) if on_tick else None
+        try:
+            await sender.run(jobs)
+        finally:
+            if ticker:
+                ticker.cancel()
+
+    asyncio.run(main())
+
+
+async def _ticker(tally: Tally, on_tick: Callable[[Tally], None], tick: float) -> None:
+    while True:
+        await asyncio.sleep(tick)
+        on_tick(tally)

@@ -1,0 +1,258 @@
+"""SMTP delivery through aiosmtplib: ``smtp://[user@]host[:port]`` (STARTTLS)
+and ``smtps://[user@]host[:port]`` (implicit TLS).
+
+TLS policy (``--tls-policy``):
+
+* ``auto`` (default): STARTTLS is required to any host but loopback; on
+  loopback it is used when offered.
+* ``require``: STARTTLS is required, loopback included.
+* ``allow-plaintext``: send, and AUTH, in the clear when STARTTLS is not
+  offered. Only an operator's explicit choice turns this on.
+
+Certificates are always verified, against the system's CAs or ``--ca-file``.
+The password comes from DIGEST_SMTP_PASSWORD or the config file, never argv,
+and never appears in a message or log.
+
+Each connection sends one message at a time and is reused (RSET after a
+refusal, reconnect after a drop). The DATA phase is our own: the message is
+already in wire form (CRLF, no line starting with a dot), so it is written as
+is, and a drop before the final dot can be told from one after it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import ssl
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import aiosmtplib
+
+from digest.errors import ConfigError, TransportError
+from digest.message import Envelope
+from digest.transports import BeforeData, Delivery
+
+TLS_POLICIES = ("auto", "require", "allow-plaintext")
+THROTTLE_CODES = (421, 454)
+
+
+@dataclass(frozen=True, slots=True)
+class SmtpConfig:
+    host: str
+    port: int
+    implicit_tls: bool
+    user: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls_policy: str = "auto"
+    ca_file: Path | None = None
+    timeout: float = 30.0
+
+    @property
+    def loopback(self) -> bool:
+        if self.host == "localhost":
+            return True
+        try:
+            return ipaddress.ip_address(self.host).is_loopback
+        except ValueError:
+            return False
+
+    def tls_context(self) -> ssl.SSLContext:
+        try:
+            return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"cannot load {self.ca_file}: {exc}", source="--ca-file") from exc
+
+
+def parse_smtp_url(spec: str, **options: object) -> SmtpConfig:
+    """``smtp://user@host:587`` -> SmtpConfig. A password in the URL is refused."""
+    parts = urlsplit(spec)
+    if parts.password is not None:
+        raise ConfigError(
+            "a password does not belong in the transport URL (it would show in the process "
+            "list); set DIGEST_SMTP_PASSWORD or smtp-password in the config file",
+            source="--transport",
+        )
+    try:
+        port = parts.port
+    except ValueError as exc:
+        raise ConfigError(f"bad port in {spec!r}", source="--transport") from exc
+    if not parts.hostname:
+        raise ConfigError(f"no host in {spec!r}; e.g. smtp://mail.example.org:587",
+                          source="--transport")
+    implicit = parts.scheme == "smtps"
+    return SmtpConfig(
+        host=parts.hostname,
+        port=port or (465 if implicit else 587),
+        implicit_tls=implicit,
+        user=unquote(parts.username) if parts.username else None,
+        **options,  # type: ignore[arg-type]
+    )
+
+
+class _Fatal(Exception):
+    """A problem no retry will fix (TLS policy, certificates, credentials)."""
+
+
+class SmtpConnection:
+    """One reusable connection; ``deliver`` never raises for a recipient's fate."""
+
+    def __init__(self, config: SmtpConfig, tls: ssl.SSLContext) -> None:
+        self.config = config
+        self._tls = tls
+        self._smtp: aiosmtplib.SMTP | None = None
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        c = self.config
+        smtp = aiosmtplib.SMTP(
+            hostname=c.host, port=c.port, use_tls=c.implicit_tls, start_tls=False,
+            tls_context=self._tls, timeout=c.timeout,
+        )
+        try:
+            await smtp.connect()
+            secure = c.implicit_tls
+            if not secure and smtp.supports_extension("starttls"):
+                await smtp.starttls(tls_context=self._tls)
+                secure = True
+            plaintext_ok = c.tls_policy == "allow-plaintext" or (
+                c.tls_policy == "auto" and c.loopback and not c.user
+            )
+            if not secure and not plaintext_ok:
+                raise _Fatal(
+                    f"{c.host}:{c.port} does not offer STARTTLS, and the TLS policy "
+                    f"({c.tls_policy}) forbids sending{' and AUTH' if c.user else ''} in the "
+                    "clear; nothing was sent. Use smtps://, a server with STARTTLS, or set "
+                    "tls-policy = \"allow-plaintext\" in the config if you must"
+                )
+            if c.user:
+                await self._login(smtp)
+        except BaseException:
+            smtp.close()
+            raise
+        return smtp
+
+    async def _login(self, smtp: aiosmtplib.SMTP) -> None:
+        if self.config.password is None:
+            raise _Fatal(f"no password for {self.config.user}; set DIGEST_SMTP_PASSWORD")
+        try:
+            await smtp.login(self.config.user or "", self.config.password)
+        except aiosmtplib.SMTPAuthenticationError as exc:
+            raise _Fatal(f"{self.config.host} refused the login for {self.config.user}: "
+                         f"{exc.code} {exc.message}") from exc
+        except aiosmtplib.SMTPException as exc:
+            raise _Fatal(f"cannot log in to {self.config.host}: {exc}") from exc
+
+    async def deliver(self, envelope: Envelope, before_data: BeforeData) -> Delivery:
+        try:
+            if self._smtp is None or not self._smtp.is_connected:
+                self._smtp = await self._connect()
+        except _Fatal as exc:
+            raise TransportError(str(exc)) from exc
+        except ssl.SSLCertVerificationError as exc:
+            raise TransportError(
+                f"the certificate of {self.config.host} failed verification "
+                f"({exc.verify_message}); nothing was sent. Use --ca-file for a private CA"
+            ) from exc
+        except aiosmtplib.SMTPResponseException as exc:
+            return self._refused(envelope, exc.code, exc.message, connection=True)
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+            return Delivery(envelope, "deferred", None, f"cannot connect: {exc}", connection=True)
+        return await self._transaction(self._smtp, envelope, before_data)
+
+    async def _transaction(
+        self, smtp: aiosmtplib.SMTP, envelope: Envelope, before_data: BeforeData
+    ) -> Delivery:
+        options = []
+        if not envelope.recipient.isascii() or not envelope.sender.isascii():
+            if not smtp.supports_extension("smtputf8"):
+                return Delivery(envelope, "failed", None,
+                                "internationalised address, and the server lacks SMTPUTF8")
+            options.append("SMTPUTF8")
+        after_dot = False
+        try:
+            await smtp.mail(envelope.sender, options=options)
+            await smtp.rcpt(envelope.recipient)
+            await before_data()
+            await self._start_data(smtp)
+            after_dot = True
+            response = await self._finish_data(smtp, envelope.data)
+        except aiosmtplib.SMTPResponseException as exc:
+            await self._reset(smtp, exc.code)
+            # 552 to RCPT is "too many recipients" in practice: worth a retry.
+            rcpt_552 = exc.code == 552 and isinstance(exc, aiosmtplib.SMTPRecipientRefused)
+            return self._refused(envelope, exc.code, exc.message, transient=rcpt_552)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError,
+                asyncio.TimeoutError) as exc:
+            smtp.close()
+            if after_dot:
+                return Delivery(envelope, "ambiguous", None,
+                                f"no reply after the final dot: {exc or type(exc).__name__}")
+            return Delivery(envelope, "deferred", None, f"connection lost: {exc}",
+                            connection=True)
+        return Delivery(envelope, "sent", response.code, response.message)
+
+    async def _start_data(self, smtp: aiosmtplib.SMTP) -> None:
+        response = await smtp.execute_command(b"DATA")
+        if response.code != 354:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+        # A server that hangs up right after 354 has not read the message: let
+        # a pending close surface now, so it counts as a retryable failure and
+        # not an ambiguous one.
+        for _ in range(2):
+            await asyncio.sleep(0)
+        protocol = smtp.protocol
+        if protocol is None or protocol.transport is None or protocol.transport.is_closing():
+            raise aiosmtplib.SMTPServerDisconnected("connection closed after 354")
+
+    async def _finish_data(self, smtp: aiosmtplib.SMTP, data: bytes) -> aiosmtplib.SMTPResponse:
+        protocol = smtp.protocol
+        if protocol is None:
+            raise aiosmtplib.SMTPServerDisconnected("connection lost")
+        if data.startswith(b".") or b"\n." in data:
+            data = data.replace(b"\n.", b"\n..")  # never from message.py; kept for safety
+            data = (b"." + data) if data.startswith(b".") else data
+        protocol.write(data + b".\r\n")
+        response = await protocol.read_response(timeout=self.config.timeout)
+        if response.code != 250:
+            raise aiosmtplib.SMTPDataError(response.code, response.message)
+        return response
+
+    async def _reset(self, smtp: aiosmtplib.SMTP, code: int) -> None:
+        if code == 421 or not smtp.is_connected:
+            smtp.close()
+            return
+        try:
+            await smtp.rset()
+        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+            smtp.close()
+
+    @staticmethod
+    def _refused(envelope: Envelope, code: int, message: str, *,
+                 connection: bool = False, transient: bool = False) -> Delivery:
+        status = "deferred" if transient or 400 <= code < 500 else "failed"
+        return Delivery(envelope, status, code, " ".join(message.split()),  # type: ignore[arg-type]
+                        connection=connection, throttled=code in THROTTLE_CODES)
+
+    async def close(self) -> None:
+        if self._smtp is not None and self._smtp.is_connected:
+            try:
+                await self._smtp.quit()
+            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+                self._smtp.close()
+        self._smtp = None
+
+
+class SmtpTransport:
+    """A factory of connections to one server."""
+
+    def __init__(self, config: SmtpConfig) -> None:
+        self.config = config
+        scheme = "smtps" if config.implicit_tls else "smtp"
+        user = f"{config.user}@" if config.user else ""
+        self.description = f"{scheme}://{user}{config.host}:{config.port}"
+        self._tls = config.tls_context()
+
+    def connection(self) -> SmtpConnection:
+        return SmtpConnection(self.config, self._tls)
