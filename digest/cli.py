@@ -12,7 +12,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -201,7 +201,7 @@ def articles(fmt: str | None, **params: Any) -> None:
       digest articles --since 7d --as-of 2026-11-28
       digest articles --tag climate --tag energy --format json
     """
-    settings = settings_from(params, datetime.now(timezone.utc))
+    settings = settings_from(params, datetime.now(UTC))
     digest = pipeline.make_digest(settings, pipeline.gather(settings, warn))
     rows = [(item.article, item.summary) for item in digest.items]
     if (fmt or ("table" if sys.stdout.isatty() else "json")) == "json":
@@ -227,7 +227,7 @@ def build(out: Path, **params: Any) -> None:
       digest build --since 7d --out build/
       digest build --as-of 2026-11-28 --templates my-templates/
     """
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     result = pipeline.build(settings_from(params, now), out, now=now, warn=warn)
     if not result.files:
         click.echo("No articles selected; nothing built.")
@@ -244,7 +244,8 @@ def send_options(f: F) -> F:
         option("--transport", default="maildir:outbox", show_default=True,
                help="maildir:PATH, smtp://[user@]host[:port] (STARTTLS) or smtps://..."),
         option("--campaign", default=None,
-               help="Campaign id. Default: ISO week, list and tags, e.g. 2026-W48-subscribers-all."),
+               help="Campaign id. Default: ISO week, list and tags, e.g. "
+                    "2026-W48-subscribers-all."),
         option("--state", type=click.Path(path_type=Path), default=Path(".digest"),
                show_default=True, help="Folder for the journal and the lock."),
         option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True,
@@ -323,7 +324,7 @@ def send(obj: dict[str, Any] | None, lists: tuple[Path, ...], transport: str,
     from digest.send import SendOptions
     from digest.transports import make_transport
 
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     password = os.environ.get("DIGEST_SMTP_PASSWORD") or (obj or {}).get("smtp_password")
     connection = make_transport(
         transport, password=password, tls_policy=params.pop("tls_policy"),

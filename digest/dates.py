@@ -9,7 +9,7 @@ an article in or out of a week's digest.
 from __future__ import annotations
 
 import re
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta, timezone
 
 # Abbreviations are ambiguous in general (IST, CST); these are the readings a
 # news page in English means. Anything else must be spelled as an offset.
@@ -64,7 +64,7 @@ def parse_datetime(value: object) -> datetime:
     if isinstance(value, datetime):
         parsed = value
     elif isinstance(value, date):
-        return datetime(value.year, value.month, value.day, tzinfo=timezone.utc)
+        return datetime(value.year, value.month, value.day, tzinfo=UTC)
     elif isinstance(value, str):
         text = value.strip()
         try:

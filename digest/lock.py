@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import fcntl
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from types import TracebackType
+from typing import Self
 
 from digest.errors import DigestError
 
@@ -36,7 +37,7 @@ class StateLock:
         self.path = state / "lock"
         self._fd: int | None = None
 
-    def __enter__(self) -> StateLock:
+    def __enter__(self) -> Self:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
@@ -49,7 +50,7 @@ class StateLock:
             holder = os.pread(fd, 200, 0).decode("utf-8", "replace").strip() or "unknown holder"
             os.close(fd)
             raise LockedError(self.path, holder) from None
-        started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        started = datetime.now(UTC).isoformat(timespec="seconds")
         os.ftruncate(fd, 0)
         os.pwrite(fd, f"pid {os.getpid()}, started {started}\n".encode(), 0)
         self._fd = fd

@@ -25,18 +25,40 @@ from urllib.parse import quote, urlencode
 
 from digest.errors import ConfigError, HeaderError, TemplateError
 from digest.model import slugify
-from digest.render import PLACEHOLDER_FIELDS, TOKEN_CLOSE, TOKEN_OPEN, Rendered
+from digest.render import PLACEHOLDER_FIELDS, TEMPLATES, TOKEN_CLOSE, TOKEN_OPEN, Rendered
 from digest.subscribers import Subscriber
 
 _TOKEN = re.compile(f"{TOKEN_OPEN}([a-z_]+){TOKEN_CLOSE}")
-_LEADING_DOT = re.compile(rb"(^|\n)\.")
 _SOFT_BREAK = b"=\r\n"
+_QP_UNIT = re.compile(rb"=[0-9A-F]{2}|.", re.DOTALL)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
+def _fit(line: bytes, limit: int) -> bytes:
+    """One line of ``b2a_qp`` output made wire-safe: a leading dot is written
+    ``=2E`` (so SMTP needs no dot-stuffing) and a line longer than ``limit`` is
+    split with soft breaks, never inside an ``=XX`` escape."""
+    if len(line) <= limit and not line.startswith(b"."):
+        return line
+    soft = line.endswith(b"=")
+    lines, current = [], b""
+    for unit in _QP_UNIT.findall(line[:-1] if soft else line):
+        if len(current) + len(unit) > 75:
+            lines.append(current + b"=")
+            current = b""
+        current += b"=2E" if not current and unit == b"." else unit
+    lines.append(current + b"=" if soft else current)
+    return b"\r\n".join(lines)
+
+
 def _qp(text: str) -> bytes:
-    data = binascii.b2a_qp(text.replace("\r\n", "\n").encode("utf-8"), istext=True)
-    return _LEADING_DOT.sub(rb"\1=2E", data).replace(b"\n", b"\r\n")
+    """Quoted-printable in wire form: CRLF line ends, no line over 76 octets and
+    the last one within 75, so a soft line break can always follow it."""
+    # A lone CR is a line break too: left raw it would be a bare CR on the wire.
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    lines = binascii.b2a_qp(text.encode("utf-8"), istext=True).split(b"\n")
+    last = len(lines) - 1
+    return b"\r\n".join(_fit(line, 75 if i == last else 76) for i, line in enumerate(lines))
 
 
 def header_value(name: str, value: str) -> str:
@@ -73,6 +95,13 @@ class Identity:
                 f"from address {self.sender!r} is not an address; set it like "
                 "'Harbour Weekly <news@example.org>'",
                 source="--from",
+            )
+        # The site URL goes into the List-Unsubscribe header of every message.
+        if self.site_url and _CONTROL.search(self.site_url):
+            raise ConfigError(
+                f"{self.site_url!r} contains a line break or control character; "
+                "set it like 'https://news.example.org'",
+                source="--site-url",
             )
 
 
@@ -121,6 +150,12 @@ class MessageTemplate:
         self, rendered: Rendered, *, identity: Identity, campaign: str, sent_at: datetime
     ) -> None:
         identity.check()
+        if TOKEN_OPEN in rendered.subject:
+            raise TemplateError(
+                TEMPLATES["subject"],
+                "uses a recipient field, but the subject is the same for every "
+                "recipient; move it into the body templates",
+            )
         self.identity = identity
         self.campaign = campaign
         self.domain = identity.domain

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
@@ -17,12 +17,12 @@ from digest.articles import load_articles
 from digest.compose import Digest, compose
 from digest.config import Settings
 from digest.errors import ConfigError, DigestError
+from digest.journal import Journal, Row
+from digest.lock import StateLock
 from digest.message import Identity, MessageTemplate, fill, message_id
 from digest.model import Article, slugify
 from digest.render import Rendered, make_environment, render_digest
 from digest.selection import select
-from digest.journal import Journal, Row
-from digest.lock import StateLock
 from digest.send import Job, SendOptions, Tally, TooManyConnectionErrors, run_jobs
 from digest.subscribers import Subscriber, iter_subscribers
 from digest.transports import Transport
@@ -92,7 +92,9 @@ def build(settings: Settings, out: Path, *, now: datetime, warn: Warn) -> BuildR
         return BuildResult(digest, ())
     rendered = render(settings, digest)
     template = MessageTemplate(
-        rendered, identity=identity(settings), campaign=campaign_id(settings.as_of, [], settings.tags),
+        rendered,
+        identity=identity(settings),
+        campaign=campaign_id(settings.as_of, [], settings.tags),
         sent_at=now,
     )
     values = template.values(SAMPLE)
@@ -119,7 +121,7 @@ class SendRequest:
     state: Path = Path(".digest")
     campaign: str | None = None
     dry_run: bool = False
-    options: SendOptions = SendOptions()
+    options: SendOptions = field(default_factory=SendOptions)
     journal: bool = True  # off only for the benchmark that measures its cost
 
 

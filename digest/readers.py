@@ -116,7 +116,9 @@ def read_markdown(text: str) -> RawArticle:
 
 # --- The plain-text news-page layout ----------------------------------------
 
-_HEADER = re.compile(r"^\s*date\s+(\d{4}-\d{2}-\d{2})\s+([A-Za-z]{2,3}(?:[-_][A-Za-z]+)?)\s+(\S.*?)\s*$")
+_HEADER = re.compile(
+    r"^\s*date\s+(\d{4}-\d{2}-\d{2})\s+([A-Za-z]{2,3}(?:[-_][A-Za-z]+)?)\s+(\S.*?)\s*$"
+)
 _SENTENCE_END = ('.', '!', '?', ':', ';', ',', '"', '”', '’', "'", ')')
 _MAX_HEADING_WORDS = 14
 

@@ -14,6 +14,7 @@ once per digest variant.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -98,10 +99,20 @@ def render_template(env: jinja2.Environment, name: str, context: dict[str, objec
 
 
 def inline_css(html: str) -> str:
-    """Inline every CSS rule; @media rules cannot be inlined and stay in <style>."""
+    """Inline every CSS rule; @media rules cannot be inlined and stay in <style>.
+
+    lxml percent-encodes non-ASCII in URL attributes (``href``, ``src``), which
+    would turn a recipient token in a link into ``%EE%80%80...`` that ``message``
+    never finds. So tokens cross premailer as ASCII markers that lxml leaves
+    alone and that no content can contain (they hold a hash of the page itself).
+    """
     from premailer import Premailer  # heavy import: only when rendering
 
-    return str(
+    nonce = hashlib.sha256(html.encode()).hexdigest()[:16]
+    markers = {token(field): f"x-digest-{nonce}-{field}" for field in PLACEHOLDER_FIELDS}
+    for tok, marker in markers.items():
+        html = html.replace(tok, marker)
+    inlined = str(
         Premailer(
             html,
             keep_style_tags=False,
@@ -112,6 +123,9 @@ def inline_css(html: str) -> str:
             allow_network=False,
         ).transform(pretty_print=False)
     )
+    for tok, marker in markers.items():
+        inlined = inlined.replace(marker, tok)
+    return inlined
 
 
 def render_digest(env: jinja2.Environment, digest: Digest) -> Rendered:

@@ -162,7 +162,8 @@ class Sender:
                 await self.bucket.acquire()
                 try:
                     delivery = await connection.deliver(
-                        job.envelope, lambda job=job: self._mark_inflight(job, attempt)
+                        job.envelope,
+                        lambda job=job, attempt=attempt: self._mark_inflight(job, attempt),
                     )
                 except DigestError as exc:
                     self._stop(exc)

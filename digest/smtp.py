@@ -24,7 +24,6 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import ssl
-
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
@@ -157,7 +156,7 @@ class SmtpConnection:
             ) from exc
         except aiosmtplib.SMTPResponseException as exc:
             return self._refused(envelope, exc.code, exc.message, connection=True)
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             return Delivery(envelope, "deferred", None, f"cannot connect: {exc}", connection=True)
         return await self._transaction(self._smtp, envelope, before_data)
 
@@ -183,8 +182,8 @@ class SmtpConnection:
             # 552 to RCPT is "too many recipients" in practice: worth a retry.
             rcpt_552 = exc.code == 552 and isinstance(exc, aiosmtplib.SMTPRecipientRefused)
             return self._refused(envelope, exc.code, exc.message, transient=rcpt_552)
-        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPTimeoutError, OSError,
-                asyncio.TimeoutError) as exc:
+        except (TimeoutError, OSError, aiosmtplib.SMTPServerDisconnected,
+                aiosmtplib.SMTPTimeoutError) as exc:
             smtp.close()
             if after_dot:
                 return Delivery(envelope, "ambiguous", None,
@@ -225,7 +224,7 @@ class SmtpConnection:
             return
         try:
             await smtp.rset()
-        except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+        except (TimeoutError, aiosmtplib.SMTPException, OSError):
             smtp.close()
 
     @staticmethod
@@ -239,7 +238,7 @@ class SmtpConnection:
         if self._smtp is not None and self._smtp.is_connected:
             try:
                 await self._smtp.quit()
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+            except (TimeoutError, aiosmtplib.SMTPException, OSError):
                 self._smtp.close()
         self._smtp = None
 

@@ -12,9 +12,9 @@ import itertools
 import os
 import socket
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from collections.abc import Awaitable, Callable
 from typing import Literal, Protocol
 
 from digest.errors import ConfigError, TransportError
@@ -100,7 +100,9 @@ class MaildirTransport:
             os.replace(tmp, new)
         except OSError as exc:
             tmp.unlink(missing_ok=True)
-            raise TransportError(f"cannot write to the Maildir {self.path}: {exc.strerror}") from exc
+            raise TransportError(
+                f"cannot write to the Maildir {self.path}: {exc.strerror}"
+            ) from exc
         return Delivery(envelope, "sent")
 
     async def close(self) -> None:

@@ -378,7 +378,8 @@ def test_folder_collects_problems_per_file_and_loads_good_files(tmp_path: Path) 
 def test_authors_file_supplies_missing_bio(tmp_path: Path) -> None:
     article = load_one(tmp_path, "md-no-bio.md", authors=True)
     assert article.author_bio == (
-        "Wren Halloway reports on parks, food and neighbourhood life from the east side of the city."
+        "Wren Halloway reports on parks, food and neighbourhood life from the east side "
+        "of the city."
     )
 
 

@@ -148,23 +148,23 @@ def test_bad_article_is_a_warning_and_strict_makes_it_an_error(workdir: Path) ->
     ("args", "code", "message"),
     [
         (["articles", "--since", "7x"],
-         2, "Error: Invalid value for '--since' (env var: 'DIGEST_SINCE'): '7x' is neither a "
-            "duration (7d, 2w, 36h) nor an ISO date (2026-11-21)"),
+         2, ("Error: Invalid value for '--since' (env var: 'DIGEST_SINCE'): '7x' is neither a "
+            "duration (7d, 2w, 36h) nor an ISO date (2026-11-21)")),
         (["articles", "--as-of", "2026-11-28T10:00"],
-         2, "Error: Invalid value for '--as-of' (env var: 'DIGEST_AS_OF'): '2026-11-28T10:00' "
-            "has no time-zone offset; add one, e.g. 2026-11-28T10:00:00+00:00"),
+         2, ("Error: Invalid value for '--as-of' (env var: 'DIGEST_AS_OF'): '2026-11-28T10:00' "
+            "has no time-zone offset; add one, e.g. 2026-11-28T10:00:00+00:00")),
         (["articles", "--articles", "missing"],
          1, "Error: missing: not a folder; point --articles at your articles folder"),
         (["send", "--as-of", AS_OF, "--list", "missing.csv"],
          1, "Error: missing.csv: cannot be read: No such file or directory"),
         (["send", "--as-of", AS_OF, "--list", "subscribers.csv", "--transport", "carrier:pigeon"],
-         1, "Error: --transport: unknown transport 'carrier:pigeon'; use maildir:PATH, "
-            "smtp://[user@]host[:port] or smtps://[user@]host[:port]"),
+         1, ("Error: --transport: unknown transport 'carrier:pigeon'; use maildir:PATH, "
+            "smtp://[user@]host[:port] or smtps://[user@]host[:port]")),
         (["build", "--as-of", AS_OF, "--templates", "missing"],
          1, "Error: --templates: missing is not a folder; point it at a folder of templates"),
         (["build", "--as-of", AS_OF, "--from", "nobody"],
-         1, "Error: --from: from address 'nobody' is not an address; set it like "
-            "'Harbour Weekly <news@example.org>'"),
+         1, ("Error: --from: from address 'nobody' is not an address; set it like "
+            "'Harbour Weekly <news@example.org>'")),
     ],
 )
 def test_bad_input_gets_one_clear_line(
