@@ -52,7 +52,7 @@ def _date(value: object) -> object:
 
 def _tags(value: object) -> tuple[Tag, ...]:
     if isinstance(value, str):
-        items: list[object] = value.replace(";", ",").split(",")
+        items: list[object] = list(value.replace(";", ",").split(","))
     elif isinstance(value, (list, tuple)):
         items = list(value)
     else:

@@ -38,7 +38,7 @@ def option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
     return click.option(*decls, **kwargs)
 
 
-class DateTimeParam(click.ParamType):
+class DateTimeParam(click.ParamType):  # type: ignore[type-arg]
     name = "DATETIME"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -50,7 +50,7 @@ class DateTimeParam(click.ParamType):
             self.fail(str(exc), param, ctx)
 
 
-class SinceParam(click.ParamType):
+class SinceParam(click.ParamType):  # type: ignore[type-arg]
     name = "SINCE"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
@@ -304,7 +304,7 @@ def _progress_printer(quiet: bool) -> Callable[[Tally, int], None] | None:
 @send_options
 @click.pass_obj
 @reports_errors
-def send(obj: dict[str, Any] | None, lists: tuple[Path, ...], transport: str,
+def send(obj: dict[str, Any] | None, /, lists: tuple[Path, ...], transport: str,
          campaign: str | None, state: Path, report_file: Path | None, quiet: bool,
          dry_run: bool, **params: Any) -> None:
     """Send one personalised message per subscriber.

@@ -90,7 +90,7 @@ def read_markdown(text: str) -> RawArticle:
         raise LayoutError(f"front matter is not valid YAML: {problem}", line) from exc
     if not isinstance(meta, dict):
         raise LayoutError("front matter must be a mapping of 'key: value' lines", 2)
-    key_lines = {}
+    key_lines: dict[str, int] = {}
     for number, line in enumerate(lines[1:end], start=2):
         match = _KEY_LINE.match(line)
         if match:

@@ -12,6 +12,7 @@ mark, which must be on disk before its DATA.
 from __future__ import annotations
 
 import asyncio
+import functools
 import random
 import time
 from collections import deque
@@ -162,8 +163,7 @@ class Sender:
                 await self.bucket.acquire()
                 try:
                     delivery = await connection.deliver(
-                        job.envelope,
-                        lambda job=job, attempt=attempt: self._mark_inflight(job, attempt),
+                        job.envelope, functools.partial(self._mark_inflight, job, attempt)
                     )
                 except DigestError as exc:
                     self._stop(exc)
