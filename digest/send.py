@@ -81,9 +81,18 @@ class Tally:
 
 
 class TokenBucket:
-    """At most ``rate`` acquisitions a second on average, bursts of one second."""
+    """At most ``rate`` acquisitions a second on average, in bursts of up to one
+    second's worth. ``None`` means no limit.
+
+    Throttling replies (421, 454) cut the rate in half; each success after that
+    wins back 5%, up to the configured cap (AIMD-like, so a busy server sees
+    us back off quickly and return gently).
+    """
+
+    FLOOR = 5.0  # messages a second; below this a weekly send never finishes
 
     def __init__(self, rate: float | None) -> None:
+        self.cap = rate
         self.rate = rate
         self._tokens = rate or 0.0
         self._stamp = time.monotonic()
@@ -99,10 +108,19 @@ class TokenBucket:
             await asyncio.sleep((1 - self._tokens) / self.rate)
 
     def slow_down(self, observed: float) -> None:
-        """Halve the rate (or, uncapped, half of what we achieved so far)."""
-        base = self.rate if self.rate is not None else max(observed, 2.0)
-        self.rate = max(base / 2, 0.5)
+        """Halve the rate; uncapped, halve what we achieved so far."""
+        base = self.rate if self.rate is not None else observed
+        self.rate = max(base / 2, min(self.FLOOR, self.cap or self.FLOOR))
         self._tokens = min(self._tokens, self.rate)
+
+    def speed_up(self) -> None:
+        if self.rate is None:
+            return
+        self.rate *= 1.05
+        if self.cap is not None:
+            self.rate = min(self.rate, self.cap)
+        elif self.rate > 10_000:
+            self.rate = None  # fully recovered: uncapped again
 
 
 class Sender:
@@ -185,6 +203,8 @@ class Sender:
             self._connection_errors = 0
         if delivery.throttled:
             self.bucket.slow_down(self.tally.sent / max(self.tally.elapsed, 0.001))
+        elif delivery.status == "sent":
+            self.bucket.speed_up()
         retry = (delivery.status == "deferred" and attempt < self.options.max_attempts
                  and self._fatal is None)
         self._waiting.append(Update(job.envelope.recipient, delivery.status, delivery.code,

@@ -23,12 +23,15 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import os
+import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
+from aiosmtplib.protocol import SMTPProtocol
 
 from digest.errors import ConfigError, TransportError
 from digest.message import Envelope
@@ -91,6 +94,37 @@ def parse_smtp_url(spec: str, **options: object) -> SmtpConfig:
     )
 
 
+def _wire(data: bytes) -> bytes:
+    """The message as DATA needs it. message.py already guarantees CRLF and no
+    line starting with a dot; this only guards against a foreign envelope."""
+    if data.startswith(b".") or b"\n." in data:
+        data = (b"." if data.startswith(b".") else b"") + data.replace(b"\n.", b"\n..")
+    return data
+
+
+def _peer_closed(transport: asyncio.BaseTransport) -> bool:
+    """True when the peer's FIN is already in the socket's receive queue."""
+    raw = transport.get_extra_info("socket")
+    if raw is None:
+        return False
+    try:
+        with socket.socket(raw.family, raw.type, fileno=os.dup(raw.fileno())) as peek:
+            return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+    except BlockingIOError:
+        return False
+    except OSError:
+        return True
+
+
+def _reset_by_peer(exc: BaseException) -> bool:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, (ConnectionResetError, BrokenPipeError)):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 class _Fatal(Exception):
     """A problem no retry will fix (TLS policy, certificates, credentials)."""
 
@@ -111,6 +145,7 @@ class SmtpConnection:
         )
         try:
             await smtp.connect()
+            await smtp.ehlo()  # the extensions (STARTTLS, AUTH, SMTPUTF8) come from EHLO
             secure = c.implicit_tls
             if not secure and smtp.supports_extension("starttls"):
                 await smtp.starttls(tls_context=self._tls)
@@ -174,9 +209,12 @@ class SmtpConnection:
             await smtp.mail(envelope.sender, options=options)
             await smtp.rcpt(envelope.recipient)
             await before_data()
-            await self._start_data(smtp)
+            protocol = await self._start_data(smtp)
+            protocol.write(_wire(envelope.data) + b".\r\n")
             after_dot = True
-            response = await self._finish_data(smtp, envelope.data)
+            response = await protocol.read_response(timeout=self.config.timeout)
+            if response.code != 250:
+                raise aiosmtplib.SMTPDataError(response.code, response.message)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(smtp, exc.code)
             # 552 to RCPT is "too many recipients" in practice: worth a retry.
@@ -185,38 +223,28 @@ class SmtpConnection:
         except (TimeoutError, OSError, aiosmtplib.SMTPServerDisconnected,
                 aiosmtplib.SMTPTimeoutError) as exc:
             smtp.close()
-            if after_dot:
+            # A reset means our bytes hit a closed socket: the server never read
+            # the whole message, so a retry cannot duplicate it. A clean close or a
+            # timeout after the dot leaves us not knowing.
+            if after_dot and not _reset_by_peer(exc):
                 return Delivery(envelope, "ambiguous", None,
                                 f"no reply after the final dot: {exc or type(exc).__name__}")
             return Delivery(envelope, "deferred", None, f"connection lost: {exc}",
                             connection=True)
         return Delivery(envelope, "sent", response.code, response.message)
 
-    async def _start_data(self, smtp: aiosmtplib.SMTP) -> None:
+    async def _start_data(self, smtp: aiosmtplib.SMTP) -> SMTPProtocol:
         response = await smtp.execute_command(b"DATA")
         if response.code != 354:
             raise aiosmtplib.SMTPDataError(response.code, response.message)
-        # A server that hangs up right after 354 has not read the message: let
-        # a pending close surface now, so it counts as a retryable failure and
-        # not an ambiguous one.
-        for _ in range(2):
-            await asyncio.sleep(0)
+        # A server that hangs up right after 354 has not read the message. If its
+        # close has arrived, it must count as retryable, not ambiguous: ask the
+        # kernel directly, since the event loop may not have polled it yet.
         protocol = smtp.protocol
-        if protocol is None or protocol.transport is None or protocol.transport.is_closing():
+        if protocol is None or protocol.transport is None or protocol.transport.is_closing() \
+                or _peer_closed(protocol.transport):
             raise aiosmtplib.SMTPServerDisconnected("connection closed after 354")
-
-    async def _finish_data(self, smtp: aiosmtplib.SMTP, data: bytes) -> aiosmtplib.SMTPResponse:
-        protocol = smtp.protocol
-        if protocol is None:
-            raise aiosmtplib.SMTPServerDisconnected("connection lost")
-        if data.startswith(b".") or b"\n." in data:
-            data = data.replace(b"\n.", b"\n..")  # never from message.py; kept for safety
-            data = (b"." + data) if data.startswith(b".") else data
-        protocol.write(data + b".\r\n")
-        response = await protocol.read_response(timeout=self.config.timeout)
-        if response.code != 250:
-            raise aiosmtplib.SMTPDataError(response.code, response.message)
-        return response
+        return protocol
 
     async def _reset(self, smtp: aiosmtplib.SMTP, code: int) -> None:
         if code == 421 or not smtp.is_connected:

@@ -12,6 +12,10 @@ import pytest
 from digest.compose import Digest, compose
 from digest.model import Article, Block, Tag
 
+# The real SMTP server fixtures (smtp_server, tls_smtp_server, tls_ca, ...) live in
+# tests/smtpd.py.
+pytest_plugins = ["tests.smtpd"]
+
 AS_OF = datetime(2026, 11, 28, tzinfo=UTC)
 
 ArticleFactory = Callable[..., Article]
@@ -101,3 +105,4 @@ def sample_articles() -> tuple[Article, ...]:
 @pytest.fixture(scope="session")
 def sample_digest(sample_articles: tuple[Article, ...]) -> Digest:
     return build_digest(sample_articles)
+

@@ -1,0 +1,612 @@
+"""A real, scriptable SMTP server for delivery tests.
+
+`FaultyServer` runs aiosmtpd on 127.0.0.1 (port 0, so every server gets a free port) in a
+background thread with its own event loop. The client under test talks TCP to it; nothing on
+the client side is mocked. Tests script faults before sending::
+
+    server.fail_rcpt("bounce@example.org", 550)  # next RCPT TO that address gets 550
+    server.disconnect_after_dot(times=2)          # next two messages: read, record, hang up
+
+Faults are kept in the order they were scripted. At each point of the SMTP dialogue the
+first pending fault for that point whose address matches is used once; after `times` uses
+it is gone and the server behaves normally again. The points are: the greeting
+(`fail_greeting`), MAIL FROM (`throttle`), RCPT TO (`fail_rcpt`), the DATA command
+(`disconnect_after_354`) and the final dot (`fail_data`, `disconnect_after_dot`,
+`delay_data`; these three share one queue, so at most one of them applies to a message).
+
+Any fault reply with code 421 closes the connection right after the reply, as RFC 5321
+section 3.8 has a server do.
+
+What lands in `received`: every message the server accepted (250), plus the messages of
+`disconnect_after_dot` and `delay_data` (recorded as soon as the final dot is read, before
+the drop or the sleep), so tests can count duplicate deliveries. Messages refused by
+`fail_data` are not recorded.
+
+Fixtures (`smtp_server`, `tls_ca`, `tls_ca_file`, `tls_smtp_server`) are defined at the end.
+Make them visible to every test with one line in tests/conftest.py::
+
+    pytest_plugins = ["tests.smtpd"]
+
+(or ``from tests.smtpd import smtp_server, tls_ca, tls_ca_file, tls_smtp_server  # noqa: F401``
+there). A test module must not import the fixture names themselves: ruff reports the test
+parameters as F811 redefinitions.
+
+Always import this module as `tests.smtpd`: pytest puts tests/ itself on sys.path, where the
+bare name `smtpd` would be a second copy of this module (and shadows the stdlib `smtpd`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import ssl
+import threading
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from dataclasses import dataclass
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+from pathlib import Path
+from types import TracebackType
+from typing import Any, AnyStr, Literal, Self, TypeVar
+
+import pytest
+import trustme
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
+
+HOST = "127.0.0.1"
+SERVER_NAME = "localhost"
+"""The name the server gives itself in its greeting and EHLO reply."""
+
+# Commands aiosmtpd lets through before STARTTLS when STARTTLS is required (RFC 3207).
+_ALLOWED_BEFORE_STARTTLS = frozenset({"NOOP", "EHLO", "STARTTLS", "QUIT"})
+_STOP_TIMEOUT = 5.0
+
+
+@dataclass
+class Received:
+    """One message as the server got it."""
+
+    mail_from: str
+    rcpt_tos: list[str]
+    data: bytes
+    """Message content as received: CRLF line endings, dot-unstuffed, final dot removed."""
+    message_id: str | None
+    """The Message-ID header, angle brackets included, unfolded; None without one."""
+
+
+_Point = Literal["greeting", "mail", "rcpt", "data", "dot"]
+_Action = Literal["reply", "drop", "delay"]
+
+
+@dataclass
+class _Fault:
+    point: _Point
+    action: _Action
+    remaining: int
+    address: str | None = None
+    code: int = 0
+    text: str = ""
+    seconds: float = 0.0
+
+    def reply(self) -> str:
+        return f"{self.code} {self.text}"
+
+
+def _same_address(a: str, b: str) -> bool:
+    return a.strip("<> ").casefold() == b.strip("<> ").casefold()
+
+
+def _message_id(data: bytes) -> str | None:
+    headers = BytesHeaderParser(policy=compat32).parsebytes(data)
+    value = headers.get("Message-ID")
+    if value is None:
+        return None
+    return " ".join(str(value).split()) or None
+
+
+_F = TypeVar("_F", bound=Callable[..., Any])
+
+
+def _same_help(parent: Callable[..., Any]) -> Callable[[_F], _F]:
+    """Give an smtp_* override the HELP text (aiosmtpd's @syntax) of the method it overrides."""
+
+    def decorate(method: _F) -> _F:
+        for name in ("__smtp_syntax__", "__smtp_syntax_extended__", "__smtp_syntax_when__"):
+            setattr(method, name, getattr(parent, name))
+        return method
+
+    return decorate
+
+
+def _check_times(times: int) -> None:
+    if times < 1:
+        raise ValueError(f"times must be at least 1, got {times}")
+
+
+def _check_code(code: int) -> None:
+    if not 400 <= code <= 599:
+        raise ValueError(f"a fault needs a 4xx or 5xx reply code, got {code}")
+
+
+class FaultyServer:
+    """A real SMTP server on 127.0.0.1 whose replies tests can script.
+
+    With `tls_context` the server offers STARTTLS (and refuses mail commands before it if
+    `require_starttls`); with `implicit_tls` too, it speaks TLS from the first byte instead
+    (SMTPS, "smtps://") and offers no STARTTLS.
+
+    With `auth=(user, password)` it advertises AUTH PLAIN LOGIN, accepts only that pair and
+    refuses MAIL FROM with 530 until the client authenticated.
+    AUTH is advertised only after STARTTLS when STARTTLS is offered (at once with implicit
+    TLS); without `tls_context` it is
+    advertised in plaintext, so a test can check that the client declines to use it
+    (`auth_attempts` stays 0). Without `auth`, AUTH is not advertised and gets 502.
+
+    Counters (`connections`, `ehlo_count`, `auth_attempts`) and `received` are updated by
+    the server thread before it sends the reply that concerns them, so they are up to date
+    whenever the client has seen that reply.
+    """
+
+    host: str
+    port: int
+    received: list[Received]
+    connections: int
+    """Connections accepted so far (a STARTTLS upgrade is not a new connection)."""
+    ehlo_count: int
+    """EHLO commands received so far, over all connections (HELO is not counted)."""
+    auth_attempts: int
+    """AUTH commands received so far, over all connections, whatever the outcome."""
+
+    def __init__(
+        self,
+        *,
+        tls_context: ssl.SSLContext | None = None,
+        require_starttls: bool = False,
+        auth: tuple[str, str] | None = None,
+        smtputf8: bool = True,
+        implicit_tls: bool = False,
+    ) -> None:
+        if (require_starttls or implicit_tls) and tls_context is None:
+            raise ValueError("require_starttls and implicit_tls need a tls_context")
+        if require_starttls and implicit_tls:
+            raise ValueError("implicit_tls offers no STARTTLS to require")
+        self.host = HOST
+        self.port = 0
+        self.received = []
+        self.connections = 0
+        self.ehlo_count = 0
+        self.auth_attempts = 0
+        self.tls_context = tls_context
+        self.require_starttls = require_starttls
+        self.auth = auth
+        self.smtputf8 = smtputf8
+        self.implicit_tls = implicit_tls
+        self._lock = threading.Lock()
+        self._faults: list[_Fault] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.Server | None = None
+        self._sessions: set[_FaultySMTP] = set()
+
+    # --- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind 127.0.0.1:0 and serve from a daemon thread; `port` is set on return."""
+        if self._thread is not None:
+            raise RuntimeError("server already started")
+        loop = asyncio.new_event_loop()
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            try:
+                tls = self.tls_context if self.implicit_tls else None
+                server = loop.run_until_complete(
+                    loop.create_server(self._new_session, self.host, 0, ssl=tls)
+                )
+                self._server = server
+                self.port = server.sockets[0].getsockname()[1]
+            except BaseException as error:  # reported by start(), in the caller's thread
+                failure.append(error)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._loop = loop
+        self._thread = threading.Thread(target=run, name=f"FaultyServer-{id(self):x}", daemon=True)
+        self._thread.start()
+        if not ready.wait(_STOP_TIMEOUT):
+            raise TimeoutError("SMTP server thread did not start")
+        if failure:
+            self._thread.join()
+            self._thread = self._loop = None
+            raise failure[0]
+
+    def stop(self) -> None:
+        """Close the listener and every open connection, then end the thread. Idempotent."""
+        thread, loop = self._thread, self._loop
+        if thread is None or loop is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(), loop)
+        try:
+            future.result(_STOP_TIMEOUT)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            thread.join(_STOP_TIMEOUT)
+            self._thread = self._loop = None
+
+    async def _shutdown(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            self._server = None
+        for session in list(self._sessions):
+            session.hang_up()
+        # Let the transports run connection_lost (which really closes the sockets).
+        for _ in range(100):
+            if not self._sessions:
+                break
+            await asyncio.sleep(0.01)
+        current = asyncio.current_task()
+        tasks = [task for task in asyncio.all_tasks() if task is not current]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- scripting -------------------------------------------------------------------
+
+    def fail_rcpt(
+        self,
+        address: str | None,
+        code: int,
+        text: str = "Mailbox unavailable",
+        times: int = 1,
+    ) -> None:
+        """Reply `code text` to RCPT TO `address` (None: any recipient)."""
+        _check_code(code)
+        self._add(_Fault("rcpt", "reply", times, address=address, code=code, text=text))
+
+    def fail_data(
+        self,
+        address: str | None,
+        code: int,
+        text: str = "Message rejected",
+        times: int = 1,
+    ) -> None:
+        """After the final dot of a message to `address` (None: any), reply `code text`.
+
+        The whole message is read first; it is not recorded in `received`.
+        """
+        _check_code(code)
+        self._add(_Fault("dot", "reply", times, address=address, code=code, text=text))
+
+    def fail_greeting(self, code: int = 421, times: int = 1) -> None:
+        """Greet new connections with `code` instead of 220, then close them."""
+        _check_code(code)
+        text = f"{SERVER_NAME} Service not available, closing transmission channel"
+        self._add(_Fault("greeting", "reply", times, code=code, text=text))
+
+    def disconnect_after_354(self, times: int = 1) -> None:
+        """Answer DATA with 354, then close the connection without reading any body."""
+        self._add(_Fault("data", "drop", times))
+
+    def disconnect_after_dot(self, address: str | None = None, times: int = 1) -> None:
+        """Read a whole message to `address` (None: any), record it, close without reply."""
+        self._add(_Fault("dot", "drop", times, address=address))
+
+    def delay_data(self, seconds: float, times: int = 1) -> None:
+        """Record the message at the final dot, sleep `seconds`, then reply 250 as usual.
+
+        If the client gives up during the sleep, the message stays recorded.
+        """
+        if seconds < 0:
+            raise ValueError(f"seconds must not be negative, got {seconds}")
+        self._add(_Fault("dot", "delay", times, seconds=seconds))
+
+    def throttle(self, code: int = 421, times: int = 1) -> None:
+        """Reply `code` (421 or 454, typically) to MAIL FROM; 421 also closes the connection."""
+        _check_code(code)
+        text = (
+            "4.7.0 Too many messages, closing connection"
+            if code == 421
+            else f"{code // 100}.7.0 Too many messages, try again later"
+        )
+        self._add(_Fault("mail", "reply", times, code=code, text=text))
+
+    @property
+    def pending_faults(self) -> int:
+        """Scripted fault uses not consumed yet (0 once every fault has fired)."""
+        with self._lock:
+            return sum(fault.remaining for fault in self._faults)
+
+    def _add(self, fault: _Fault) -> None:
+        _check_times(fault.remaining)
+        with self._lock:
+            self._faults.append(fault)
+
+    def _take(self, point: _Point, addresses: Iterable[str] = ()) -> _Fault | None:
+        """Use the first pending fault for `point` that matches one of `addresses`."""
+        with self._lock:
+            for fault in self._faults:
+                if fault.point != point:
+                    continue
+                if fault.address is not None and not any(
+                    _same_address(fault.address, a) for a in addresses
+                ):
+                    continue
+                fault.remaining -= 1
+                if fault.remaining == 0:
+                    self._faults.remove(fault)
+                return fault
+        return None
+
+    # --- server side -----------------------------------------------------------------
+
+    def _new_session(self) -> _FaultySMTP:
+        with self._lock:
+            self.connections += 1
+        assert self._loop is not None
+        session = _FaultySMTP(self, self._loop)
+        self._sessions.add(session)
+        return session
+
+    def _count_command(self, command: str) -> None:
+        with self._lock:
+            if command == "EHLO":
+                self.ehlo_count += 1
+            elif command == "AUTH":
+                self.auth_attempts += 1
+
+    def _record(self, envelope: Envelope) -> None:
+        data = bytes(envelope.original_content or b"")
+        message = Received(
+            mail_from=str(envelope.mail_from),
+            rcpt_tos=list(envelope.rcpt_tos),
+            data=data,
+            message_id=_message_id(data),
+        )
+        with self._lock:
+            self.received.append(message)
+
+    def _authenticate(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        mechanism: str,
+        auth_data: Any,
+    ) -> AuthResult:
+        ok = (
+            self.auth is not None
+            and isinstance(auth_data, LoginPassword)
+            and auth_data.login == self.auth[0].encode()
+            and auth_data.password == self.auth[1].encode()
+        )
+        return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
+
+
+class _Session(Session):
+    """aiosmtpd's Session without the deprecation warning it logs on every successful AUTH."""
+
+    @property
+    def login_data(self) -> Any:
+        return self._login_data
+
+    @login_data.setter
+    def login_data(self, value: Any) -> None:
+        self._login_data = value
+
+
+class _Handler:
+    """aiosmtpd handler hooks; the rest of the fault logic lives in _FaultySMTP."""
+
+    def __init__(self, owner: FaultyServer) -> None:
+        self._owner = owner
+
+    async def handle_EHLO(
+        self,
+        server: _FaultySMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname  # aiosmtpd leaves this to a 5-argument EHLO hook
+        if self._owner.auth is None:
+            responses = [r for r in responses if not r[4:].upper().startswith("AUTH")]
+        return responses
+
+    async def handle_RCPT(
+        self,
+        server: _FaultySMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        rcpt_options: list[str],
+    ) -> Any:
+        fault = self._owner._take("rcpt", [address])
+        return MISSING if fault is None else server.fault_reply(fault)
+
+    async def handle_DATA(self, server: _FaultySMTP, session: Session, envelope: Envelope) -> str:
+        fault = self._owner._take("dot", envelope.rcpt_tos)
+        if fault is not None and fault.action == "reply":
+            return server.fault_reply(fault)
+        self._owner._record(envelope)
+        if fault is not None and fault.action == "drop":
+            server.hang_up()
+            raise asyncio.CancelledError  # end this session now, like a lost connection
+        if fault is not None and fault.action == "delay":
+            await asyncio.sleep(fault.seconds)
+        return "250 2.0.0 OK: queued"
+
+
+class _FaultySMTP(SMTP):
+    """aiosmtpd's protocol with hooks for faults that handler hooks cannot express."""
+
+    def __init__(self, owner: FaultyServer, loop: asyncio.AbstractEventLoop) -> None:
+        self._owner = owner
+        self._hang_up_after_reply = False
+        super().__init__(
+            _Handler(owner),
+            hostname=SERVER_NAME,
+            enable_SMTPUTF8=owner.smtputf8,
+            tls_context=None if owner.implicit_tls else owner.tls_context,
+            # STARTTLS is enforced in _command() instead, so that refused commands are
+            # still counted (auth_attempts must see an AUTH sent before STARTTLS).
+            require_starttls=False,
+            # Under implicit TLS aiosmtpd does not know the connection is encrypted.
+            auth_require_tls=owner.tls_context is not None and not owner.implicit_tls,
+            authenticator=owner._authenticate,
+            loop=loop,
+        )
+        self._smtp_methods = {
+            name: self._command(name, method) for name, method in self._smtp_methods.items()
+        }
+
+    def _command(
+        self, name: str, method: Callable[[str | None], Awaitable[None]]
+    ) -> Callable[[str | None], Awaitable[None]]:
+        async def command(arg: str | None) -> None:
+            self._owner._count_command(name)
+            if (
+                self._owner.require_starttls
+                and self._tls_protocol is None
+                and name not in _ALLOWED_BEFORE_STARTTLS
+            ):
+                await self.push("530 5.7.0 Must issue a STARTTLS command first")
+                return
+            await method(arg)
+
+        return functools.update_wrapper(command, method)  # keeps HELP's syntax attributes
+
+    def _create_session(self) -> Session:
+        return _Session(self.loop)
+
+    # --- helpers used by the handler ---------------------------------------------------
+
+    def fault_reply(self, fault: _Fault) -> str:
+        """The reply line for `fault`; a 421 also hangs up once the reply is sent."""
+        if fault.code == 421:
+            self._hang_up_after_reply = True
+        return fault.reply()
+
+    def hang_up(self) -> None:
+        """Close the connection: after STARTTLS the TCP socket itself (no TLS close_notify);
+        under implicit TLS the TLS transport, which sends close_notify first."""
+        transport = self._original_transport or self.transport
+        if transport is not None:
+            transport.close()
+
+    async def push(self, status: AnyStr) -> None:
+        await super().push(status)
+        if self._hang_up_after_reply:
+            self._hang_up_after_reply = False
+            self.hang_up()
+            raise asyncio.CancelledError  # end this session now, like a lost connection
+
+    def connection_lost(self, error: Exception | None) -> None:
+        self._owner._sessions.discard(self)
+        super().connection_lost(error)
+
+    # --- protocol-level faults ---------------------------------------------------------
+
+    async def _handle_client(self) -> None:
+        fault = self._owner._take("greeting")
+        if fault is not None:
+            self._hang_up_after_reply = True
+            await self.push(fault.reply())
+        await super()._handle_client()
+
+    @_same_help(SMTP.smtp_MAIL)
+    async def smtp_MAIL(self, arg: str | None) -> None:
+        assert self.session is not None
+        if self.session.host_name:
+            if self._owner.auth is not None and not self.session.authenticated:
+                await self.push("530 5.7.0 Authentication required")
+                return
+            fault = self._owner._take("mail")
+            if fault is not None:
+                await self.push(self.fault_reply(fault))
+                return
+        await super().smtp_MAIL(arg)
+
+    @_same_help(SMTP.smtp_DATA)
+    async def smtp_DATA(self, arg: str | None) -> None:
+        assert self.session is not None and self.envelope is not None
+        ready = self.session.host_name and self.envelope.rcpt_tos and not arg
+        if ready and self._owner._take("data") is not None:
+            await self.push("354 End data with <CR><LF>.<CR><LF>")
+            self.hang_up()  # before a single body byte is read
+            raise asyncio.CancelledError
+        await super().smtp_DATA(arg)
+
+    @_same_help(SMTP.smtp_AUTH)
+    async def smtp_AUTH(self, arg: str | None) -> None:
+        if self._owner.auth is None:
+            await self.push("502 5.5.1 AUTH not supported")
+            return
+        await super().smtp_AUTH(arg)
+
+
+# --- fixtures ------------------------------------------------------------------------
+
+
+def write_ca_pem(ca: trustme.CA, path: Path) -> Path:
+    """Write the CA certificate as PEM to `path` (for a client's cafile) and return it."""
+    ca.cert_pem.write_to_path(str(path))
+    return path
+
+
+def server_tls_context(ca: trustme.CA) -> ssl.SSLContext:
+    """A server-side context with a cert for 127.0.0.1 and localhost issued by `ca`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(HOST, "localhost").configure_cert(context)
+    return context
+
+
+@pytest.fixture
+def smtp_server() -> Iterator[FaultyServer]:
+    """A started plaintext FaultyServer, stopped after the test."""
+    with FaultyServer() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def tls_ca() -> trustme.CA:
+    """A throwaway certificate authority for the whole test session."""
+    return trustme.CA()
+
+
+@pytest.fixture(scope="session")
+def tls_ca_file(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The `tls_ca` certificate as a PEM file, e.g. for ssl.create_default_context(cafile=)."""
+    return write_ca_pem(tls_ca, tmp_path_factory.mktemp("smtp-tls") / "ca.pem")
+
+
+@pytest.fixture
+def tls_smtp_server(tls_ca: trustme.CA) -> Iterator[FaultyServer]:
+    """A started FaultyServer offering STARTTLS with a `tls_ca`-issued certificate.
+
+    STARTTLS is offered, not required. For AUTH or require_starttls build your own:
+    ``FaultyServer(tls_context=server_tls_context(tls_ca), auth=("user", "pw"))``.
+    """
+    with FaultyServer(tls_context=server_tls_context(tls_ca)) as server:
+        yield server
