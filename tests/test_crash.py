@@ -1,0 +1,81 @@
+"""Kill -9 a real `digest send` mid-run, run it again, and count what arrived.
+
+The promise: no one is lost, and no one whose delivery was journalled gets the
+issue twice. Only the recipients in flight at the kill (at most one per
+connection) may get a second copy, and then with the same Message-ID.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from tests.smtpd import FaultyServer
+
+REPO = Path(__file__).resolve().parents[1]
+RECIPIENTS = 300
+CONCURRENCY = 4
+
+
+def write_list(path: Path) -> list[str]:
+    emails = [f"crash{i:04d}@example.org" for i in range(RECIPIENTS)]
+    path.write_text("email,name\n" + "".join(f"{e},Reader {i}\n" for i, e in enumerate(emails)),
+                    encoding="utf-8")
+    return emails
+
+
+def command(server: FaultyServer, workdir: Path) -> list[str]:
+    return [sys.executable, "-m", "digest", "send", "--articles", str(REPO / "articles"),
+            "--as-of", "2026-11-28", "--list", "crash.csv", "--transport",
+            f"smtp://{server.host}:{server.port}", "--concurrency", str(CONCURRENCY),
+            "--rate", "400", "--report", "report.json", "--quiet"]
+
+
+def in_flight(workdir: Path) -> set[str]:
+    db = sqlite3.connect(workdir / ".digest" / "journal.sqlite3")
+    try:
+        return {e for (e,) in db.execute("SELECT email FROM deliveries WHERE status='inflight'")}
+    finally:
+        db.close()
+
+
+def test_sigkill_mid_run_then_rerun_loses_no_one(tmp_path: Path, smtp_server: FaultyServer) -> None:
+    emails = write_list(tmp_path / "crash.csv")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    first = subprocess.Popen(command(smtp_server, tmp_path), cwd=tmp_path, env=env)
+    deadline = time.monotonic() + 60
+    while len(smtp_server.received) < RECIPIENTS // 3:
+        assert first.poll() is None, "the sender finished before it could be killed"
+        assert time.monotonic() < deadline, "the sender made no progress"
+        time.sleep(0.005)
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    delivered_before = len(smtp_server.received)
+    assert delivered_before < RECIPIENTS
+    uncertain = in_flight(tmp_path)
+    print("in flight at the kill:", len(uncertain), "delivered:", delivered_before)
+    assert len(uncertain) <= CONCURRENCY
+
+    second = subprocess.run(command(smtp_server, tmp_path), cwd=tmp_path, env=env, timeout=120)
+    assert second.returncode == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["sent"] == RECIPIENTS
+
+    copies: dict[str, list[str | None]] = defaultdict(list)
+    for message in smtp_server.received:
+        for rcpt in message.rcpt_tos:
+            copies[rcpt].append(message.message_id)
+    counts = Counter({email: len(ids) for email, ids in copies.items()})
+    assert set(counts) == set(emails), "someone was lost"
+    twice = {email for email, n in counts.items() if n > 1}
+    assert max(counts.values()) <= 2
+    assert twice <= uncertain, "a journalled delivery was sent again"
+    for email in twice:
+        assert len(set(copies[email])) == 1, "a resend must keep its Message-ID"
