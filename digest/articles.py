@@ -115,9 +115,13 @@ def build_article(path: Path, raw: RawArticle, bios: Mapping[str, str]) -> Artic
 
 
 def _walk(root: Path) -> Iterator[Path]:
-    """Files under ``root`` in a stable order, never leaving it."""
+    """Files under ``root`` in a stable order, never leaving it. Symlinked
+    folders are yielded (for a warning) but not descended."""
     for folder, dirs, files in os.walk(root, followlinks=False):
         dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in sorted(dirs):
+            if Path(folder, name).is_symlink():
+                yield Path(folder, name)
         for name in sorted(files):
             if not name.startswith("."):
                 yield Path(folder, name)
@@ -163,9 +167,17 @@ def load_articles(root: Path) -> LoadResult:
     """Every article under ``root``; files that fail to parse become ``problems``."""
     if not root.is_dir():
         raise ArticleError(root, "not a folder; point --articles at your articles folder")
-    bios = load_bios(root)
-    articles, problems = [], []
+    articles: list[Article] = []
+    problems: list[ArticleError] = []
+    try:
+        bios = load_bios(root)
+    except ArticleError as exc:
+        bios = {}
+        problems.append(exc)
     for path in _walk(root):
+        if path.is_symlink() and path.is_dir():
+            problems.append(ArticleError(path, "is a symlinked folder; not followed"))
+            continue
         reader = READERS.get(path.suffix.lower())
         if reader is None:
             continue

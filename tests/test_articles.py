@@ -485,7 +485,18 @@ def test_symlinked_directory_not_descended(tmp_path: Path) -> None:
     result = load_articles(root)
     assert names(result) == ["md-bare-date.md"]
     assert not any(root / "linked" in p.path.parents for p in result.problems)
+    assert [str(p) for p in result.problems] == [
+        f"{root / 'linked'}: is a symlinked folder; not followed"
+    ]
     assert not any(a.title.startswith("Night Ferry") for a in result.articles)
+
+
+def test_bad_authors_file_is_a_problem_not_a_stop(tmp_path: Path) -> None:
+    root = make_root(tmp_path, "md-bare-date.md")
+    (root / "authors.yaml").write_text("Wren: [unclosed\n", encoding="utf-8")
+    result = load_articles(root)
+    assert names(result) == ["md-bare-date.md"]
+    assert [str(p) for p in result.problems] == [f"{root / 'authors.yaml'}:2: is not valid YAML"]
 
 
 @pytest.mark.parametrize("kind", ["file", "missing"])
