@@ -23,7 +23,8 @@ from pathlib import Path
 
 from digest.errors import DigestError
 
-STATUSES = ("pending", "inflight", "sent", "deferred", "failed", "ambiguous", "skipped")
+STATUSES = ("pending", "inflight", "sent", "deferred", "failed", "ambiguous", "skipped",
+            "suppressed")
 # What a run still has to do: pending and deferred go out normally; ambiguous
 # ones (disconnect after the final dot, or in flight at a crash) go out once more.
 TODO = ("pending", "deferred", "ambiguous")  # ambiguous only while resends == 0
@@ -33,6 +34,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     campaign    TEXT NOT NULL,
     email       TEXT NOT NULL,
     name        TEXT NOT NULL DEFAULT '',
+    tags        TEXT NOT NULL DEFAULT '',
     message_id  TEXT NOT NULL,
     status      TEXT NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,
@@ -62,6 +64,10 @@ class Row:
     last_code: int | None
     last_reply: str | None
     updated_at: str
+
+
+# (email, name, tags joined by ";", message_id, status, reason)
+Entry = tuple[str, str, str, str, str, str | None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,30 +102,38 @@ class Journal:
     def close(self) -> None:
         self._db.close()
 
-    def add(self, campaign: str, recipients: Iterable[tuple[str, str, str]]) -> int:
-        """Add (email, name, message_id) triples not yet in the campaign, as
-        pending, in batches; return how many recipients were offered."""
-        now = _now()
+    def add(self, campaign: str, entries: Iterable[Entry]) -> int:
+        """Record this run's recipients, in batches; return how many were offered.
+
+        A new recipient is inserted with its status (pending, skipped or
+        suppressed). One already known keeps its row, except that a
+        suppression overrides a send that has not happened yet: someone who
+        left between two runs is never mailed.
+        """
         offered = 0
-        batch: list[tuple[str, str, str, str, str, str]] = []
-        for email, name, mid in recipients:
-            batch.append((campaign, email, name, mid, now, now))
+        batch: list[tuple[object, ...]] = []
+        for entry in entries:
+            batch.append((campaign, *entry, _now()))
             if len(batch) >= 10_000:
                 offered += self._insert(batch)
                 batch = []
         return offered + self._insert(batch)
 
-    def _insert(self, batch: list[tuple[str, str, str, str, str, str]]) -> int:
+    def _insert(self, batch: list[tuple[object, ...]]) -> int:
         with self._transaction():
             self._db.executemany(
-                "INSERT OR IGNORE INTO deliveries (campaign, email, name, message_id, status,"
-                " created_at, updated_at) VALUES (?, ?, ?, ?, 'pending', ?, ?)",
+                "INSERT INTO deliveries (campaign, email, name, tags, message_id, status,"
+                " last_reply, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?8, ?8)"
+                " ON CONFLICT (campaign, email) DO UPDATE SET status=excluded.status,"
+                " last_reply=excluded.last_reply, updated_at=excluded.updated_at"
+                " WHERE excluded.status='suppressed'"
+                " AND deliveries.status IN ('pending', 'deferred', 'ambiguous')",
                 batch,
             )
         return len(batch)
 
-    def todo(self, campaign: str, chunk: int = 1000) -> Iterator[tuple[str, str, bool]]:
-        """(email, name, is_resend) of each recipient this run must send to.
+    def todo(self, campaign: str, chunk: int = 1000) -> Iterator[tuple[str, str, str, bool]]:
+        """(email, name, tags, is_resend) of each recipient this run must send to.
 
         Pages by primary key, so rows updated while we iterate are neither
         skipped nor seen twice.
@@ -127,15 +141,15 @@ class Journal:
         last = ""
         while True:
             rows = self._db.execute(
-                "SELECT email, name, status FROM deliveries WHERE campaign=? AND email>?"
+                "SELECT email, name, tags, status FROM deliveries WHERE campaign=? AND email>?"
                 " AND (status IN ('pending', 'deferred') OR"
                 " (status='ambiguous' AND resends=0)) ORDER BY email LIMIT ?",
                 (campaign, last, chunk),
             ).fetchall()
             if not rows:
                 return
-            for email, name, status in rows:
-                yield email, name, status == "ambiguous"
+            for email, name, tags, status in rows:
+                yield email, name, tags, status == "ambiguous"
             last = rows[-1][0]
 
     def count_todo(self, campaign: str) -> int:
@@ -187,6 +201,13 @@ class Journal:
             (campaign,),
         )
         return {status: count for status, count in cursor}
+
+    def bounced(self, campaign: str) -> list[str]:
+        """Recipients whose send failed with a permanent (5xx) reply."""
+        cursor = self._db.execute(
+            "SELECT email FROM deliveries WHERE campaign=? AND status='failed'"
+            " AND last_code BETWEEN 500 AND 599", (campaign,))
+        return [email for (email,) in cursor]
 
     def campaigns(self) -> list[str]:
         cursor = self._db.execute(

@@ -1,4 +1,5 @@
-"""The library behind each command: load, select, compose, render, deliver.
+"""The library behind ``articles``, ``build`` and ``status``: load, select,
+compose, render. Sending lives in ``campaign``.
 
 Data flows one way: the CLI calls one function here, and these call the
 transports. The clock is read by the caller and passed in as ``now``.
@@ -7,25 +8,21 @@ transports. The clock is read by the caller and passed in as ``now``.
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from digest.articles import load_articles
+from digest.articles import LoadResult, load_articles
 from digest.compose import Digest, compose
 from digest.config import Settings
 from digest.errors import ConfigError, DigestError
 from digest.journal import Journal, Row
-from digest.lock import StateLock
-from digest.message import Identity, MessageTemplate, fill, message_id
+from digest.message import Identity, MessageTemplate, fill
 from digest.model import Article, slugify
 from digest.render import Rendered, make_environment, render_digest
 from digest.selection import select
-from digest.send import Job, SendOptions, Tally, TooManyConnectionErrors, run_jobs
-from digest.subscribers import Subscriber, iter_subscribers
-from digest.transports import Transport
+from digest.subscribers import Subscriber
 
 Warn = Callable[[str], None]
 SAMPLE = Subscriber("reader@example.org", "Sample Reader")
@@ -34,12 +31,23 @@ SAMPLE = Subscriber("reader@example.org", "Sample Reader")
 def gather(settings: Settings, warn: Warn) -> list[Article]:
     """The selected articles. Unparseable files are warnings, or with
     ``strict`` the first one is an error."""
+    return select(load(settings, warn).articles, settings.criteria())
+
+
+def load(settings: Settings, warn: Warn) -> LoadResult:
+    """Every article in the folder, warning about (or with ``strict``, stopping
+    at) the files that cannot be parsed."""
     result = load_articles(settings.articles)
     if result.problems and settings.strict:
         raise result.problems[0]
     for problem in result.problems:
         warn(f"skipped {problem}")
-    return select(result.articles, settings.criteria())
+    return result
+
+
+def known_tags(result: LoadResult) -> frozenset[str]:
+    """The slugs of every tag in the articles folder."""
+    return frozenset(slug for article in result.articles for slug in article.tag_slugs)
 
 
 def identity(settings: Settings) -> Identity:
@@ -112,127 +120,15 @@ def build(settings: Settings, out: Path, *, now: datetime, warn: Warn) -> BuildR
     return BuildResult(digest, tuple(out / name for name in files))
 
 
-@dataclass(frozen=True, slots=True)
-class SendRequest:
-    """Everything ``send`` needs beyond the digest's Settings."""
-
-    lists: tuple[Path, ...]
-    transport: Transport
-    state: Path = Path(".digest")
-    campaign: str | None = None
-    dry_run: bool = False
-    options: SendOptions = field(default_factory=SendOptions)
-    journal: bool = True  # off only for the benchmark that measures its cost
-
-
-@dataclass(frozen=True, slots=True)
-class SendReport:
-    """The outcome of one ``digest send``; ``counts`` is the campaign's state
-    after this run (sent, failed, deferred, ambiguous, ...)."""
-
-    campaign: str
-    articles: int
-    recipients: int
-    counts: dict[str, int]
-    sent_now: int = 0
-    recovered: int = 0
-    duration_s: float = 0.0
-    dry_run: bool = False
-    todo: int = 0
-    aborted: str | None = None
-
-    @property
-    def exit_code(self) -> int:
-        """69 when the run gave up on the server; 3 when it left anyone failed,
-        deferred or ambiguous; else 0 (including "nothing left to send")."""
-        if self.aborted:
-            return TooManyConnectionErrors.exit_code
-        if self.dry_run or self.todo == 0:
-            return 0
-        unsettled = sum(self.counts.get(s, 0) for s in ("failed", "deferred", "ambiguous"))
-        return 3 if unsettled else 0
-
-    def as_json(self) -> dict[str, object]:
-        keys = ("sent", "failed", "deferred", "ambiguous", "skipped", "suppressed")
-        return {
-            "campaign": self.campaign,
-            "recipients": self.recipients,
-            **{key: self.counts.get(key, 0) for key in keys},
-            "sent_this_run": self.sent_now,
-            "articles": self.articles,
-            "dry_run": self.dry_run,
-            "aborted": self.aborted,
-            "duration_s": round(self.duration_s, 3),
-        }
-
-
 def journal_path(state: Path) -> Path:
     return state / "journal.sqlite3"
-
-
-def send(
-    settings: Settings,
-    request: SendRequest,
-    *,
-    now: datetime,
-    warn: Warn,
-    on_tick: Callable[[Tally, int], None] | None = None,
-) -> SendReport:
-    """One personalised message per subscriber, through the transport, with
-    every step journalled so that a rerun finishes the job."""
-    started = time.monotonic()
-    campaign = request.campaign or campaign_id(settings.as_of, request.lists, settings.tags)
-    digest = make_digest(settings, gather(settings, warn))
-    if not digest.items:
-        return SendReport(campaign, 0, 0, {}, dry_run=request.dry_run)
-    template = MessageTemplate(
-        render(settings, digest), identity=identity(settings), campaign=campaign, sent_at=now
-    )
-    subscribers = _checked_subscribers(request.lists, warn)
-    if request.dry_run:
-        count = sum(1 for _ in subscribers)
-        return SendReport(campaign, len(digest.items), count, {}, dry_run=True, todo=count)
-    with StateLock(request.state):
-        journal = Journal(journal_path(request.state), enabled=request.journal)
-        try:
-            recipients = journal.add(campaign, (
-                (s.email, s.name, message_id(campaign, s.email, template.domain))
-                for s in subscribers
-            ))
-            recovered = journal.recover(campaign)
-            todo = journal.count_todo(campaign)
-            jobs = (
-                Job(template.personalize(Subscriber(email, name)), resend=resend)
-                for email, name, resend in journal.todo(campaign)
-            )
-            tally = Tally()
-            tick = (lambda t: on_tick(t, todo)) if on_tick else None
-            aborted = None
-            try:
-                run_jobs(journal, campaign, request.transport, jobs, request.options, tally,
-                         on_tick=tick)
-            except TooManyConnectionErrors as exc:
-                aborted = str(exc)
-            counts = journal.counts(campaign)
-        finally:
-            journal.close()
-    return SendReport(campaign, len(digest.items), recipients, counts, tally.sent, recovered,
-                      time.monotonic() - started, todo=todo, aborted=aborted)
-
-
-def _checked_subscribers(lists: Sequence[Path], warn: Warn) -> Iterator[Subscriber]:
-    for row in iter_subscribers(list(lists)):
-        if row.problem is not None:
-            warn(f"skipped {row.problem}")
-        elif row.subscriber is not None:
-            yield row.subscriber
 
 
 @dataclass(frozen=True, slots=True)
 class Status:
     campaign: str
     counts: dict[str, int]
-    problems: tuple[Row, ...]
+    problems: tuple[Row, ...]  # failed, deferred, ambiguous and skipped recipients
 
 
 def status(state: Path, campaign: str | None) -> Status:
@@ -249,7 +145,7 @@ def status(state: Path, campaign: str | None) -> Status:
             listed = ", ".join(known[:10]) or "none"
             raise ConfigError(f"no campaign {chosen!r} in the journal; known: {listed}",
                               source="--campaign")
-        problems = tuple(journal.rows(chosen, ("failed", "deferred", "ambiguous")))
+        problems = tuple(journal.rows(chosen, ("failed", "deferred", "ambiguous", "skipped")))
         return Status(chosen, journal.counts(chosen), problems)
     finally:
         journal.close()

@@ -98,7 +98,7 @@ def test_send_fills_the_maildir_with_parseable_messages(workdir: Path) -> None:
                        "--transport", "maildir:box")
     assert code == 0
     assert out == ("Sent 5 messages via maildir:box "
-                   "(campaign 2026-W48-subscribers-all; now 5 sent).\n")
+                   "(campaign 2026-W48-subscribers-all; now 5 sent, 1 suppressed).\n")
     files = sorted((workdir / "box" / "new").iterdir())
     assert len(files) == 5
     assert not list((workdir / "box" / "tmp").iterdir())
@@ -107,8 +107,9 @@ def test_send_fills_the_maildir_with_parseable_messages(workdir: Path) -> None:
         message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
         recipients.add(message["To"].addresses[0].addr_spec)
         assert [p.get_content_type() for p in message.iter_parts()] == ["text/plain", "text/html"]
-        assert "Council Passes Budget" in message.get_body(("plain",)).get_content()
-        assert "Council Passes Budget" in message.get_body(("html",)).get_content()
+        lead = message["Subject"].split(": ", 1)[1]
+        assert lead in message.get_body(("plain",)).get_content()
+        assert lead in message.get_body(("html",)).get_content()
     assert len(recipients) == 5
 
 
@@ -116,8 +117,10 @@ def test_dry_run_delivers_nothing(workdir: Path) -> None:
     code, out, _ = run("send", "--as-of", AS_OF, "--list", "subscribers.csv",
                        "--transport", "maildir:box", "--dry-run")
     assert code == 0
-    assert out == ("Dry run: would send 5 messages (9 articles) via maildir:box, "
-                   "campaign 2026-W48-subscribers-all. Nothing was delivered.\n")
+    assert out == ("Dry run: would send 5 messages (9 articles, 4 variants) via maildir:box, "
+                   "campaign 2026-W48-subscribers-all; 5 pending, 1 suppressed. "
+                   "Nothing was delivered.\n")
+    assert not (workdir / ".digest").exists()
     assert not (workdir / "box").exists()
 
 

@@ -1,0 +1,130 @@
+"""Shared pieces of the command line: the option decorator that gives every
+flag its DIGEST_* environment variable, option groups, parameter types, and
+the wrapper that turns a DigestError into one line and an exit code."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from digest.config import Settings
+from digest.dates import parse_datetime, parse_duration
+from digest.errors import DigestError
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def option(*decls: str, **kwargs: Any) -> Callable[[F], F]:
+    """A click option whose environment variable is DIGEST_ + its long name."""
+    long = next(d for d in decls if d.startswith("--")).split("/")[0]
+    kwargs.setdefault("envvar", "DIGEST_" + long[2:].upper().replace("-", "_"))
+    kwargs.setdefault("show_envvar", True)
+    return click.option(*decls, **kwargs)
+
+
+class DateTimeParam(click.ParamType):  # type: ignore[type-arg]
+    name = "DATETIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, datetime):
+            return value
+        try:
+            return parse_datetime(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+
+
+class SinceParam(click.ParamType):  # type: ignore[type-arg]
+    name = "SINCE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        text = str(value)
+        if parse_duration(text) is None:
+            try:
+                parse_datetime(text)
+            except ValueError:
+                self.fail(f"{text!r} is neither a duration (7d, 2w, 36h) nor an ISO date "
+                          "(2026-11-21)", param, ctx)
+        return text
+
+
+def selection_options(f: F) -> F:
+    for decorator in reversed([
+        option("--articles", type=click.Path(path_type=Path), default=Path("articles"),
+               show_default=True, help="Folder of articles (*.md, *.txt)."),
+        option("--tag", "tags", multiple=True, metavar="TAG",
+               help="Only articles with this tag (repeatable, any match, case-insensitive)."),
+        option("--exclude-tag", "exclude_tags", multiple=True, metavar="TAG",
+               help="Leave out articles with this tag (repeatable)."),
+        option("--since", type=SinceParam(), default="7d", show_default=True,
+               help="Window start: a duration back from --as-of (7d, 2w, 36h) or an ISO date."),
+        option("--as-of", type=DateTimeParam(), default=None,
+               help="Window end (exclusive) and the digest's date. Default: now, in UTC."),
+        option("--limit", type=click.IntRange(min=1), default=10, show_default=True,
+               help="At most this many articles."),
+        option("--summary-words", type=click.IntRange(min=1), default=60, show_default=True,
+               help="Word budget for summaries taken from the article's start."),
+        option("--strict", is_flag=True, default=False,
+               help="Stop at the first article that cannot be parsed, instead of skipping it."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+def render_options(f: F) -> F:
+    for decorator in reversed([
+        option("--templates", type=click.Path(path_type=Path), default=None,
+               help="Folder whose templates override the built-in ones, by name."),
+        option("--name", default="The Weekly Digest", show_default=True,
+               help="The newsletter's name."),
+        option("--from", "sender", default="The Weekly Digest <digest@example.org>",
+               show_default=True, help="The From address."),
+        option("--reply-to", default=None, help="The Reply-To address."),
+        option("--site-url", default=None, help="Base URL for links such as unsubscribe."),
+    ]):
+        f = decorator(f)
+    return f
+
+
+def settings_from(params: dict[str, Any], now: datetime) -> Settings:
+    names = Settings.__dataclass_fields__
+    values = {k: v for k, v in params.items() if k in names}
+    values["as_of"] = values.get("as_of") or now
+    values["tags"] = tuple(values.get("tags", ()))
+    values["exclude_tags"] = tuple(values.get("exclude_tags", ()))
+    return Settings(**values)
+
+
+def warn(message: str) -> None:
+    click.secho(f"warning: {message}", fg="yellow", err=True)
+
+
+def reports_errors(f: F) -> F:
+    """Turn a DigestError into one line on stderr and its exit code: no traceback."""
+
+    @functools.wraps(f)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return f(*args, **kwargs)
+        except DigestError as exc:
+            click.secho(f"Error: {exc}", fg="red", err=True)
+            sys.exit(exc.exit_code)
+
+    return wrapper  # type: ignore[return-value]
+
+
+def state_option(f: F) -> F:
+    return option("--state", type=click.Path(path_type=Path), default=Path(".digest"),
+                  show_default=True, help="Folder for the journal, the lock and the "
+                  "suppression list.")(f)
+
+
+def format_option(f: F) -> F:
+    return option("--format", "fmt", type=click.Choice(["table", "json"]), default="table",
+                  show_default=True, help="Output format.")(f)

@@ -1,0 +1,66 @@
+"""``digest subscribers check``: what a send would make of the lists, without
+sending. Streams every file once; only the set of addresses seen is kept."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from digest.articles import load_articles
+from digest.subscribers import read_rows
+from digest.suppression import Suppressions
+
+MAX_PROBLEMS = 1000
+
+
+@dataclass(slots=True)
+class CheckResult:
+    counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
+        ("rows", "valid", "invalid", "duplicate", "suppressed", "warnings"), 0))
+    formats: dict[str, str] = field(default_factory=dict)  # file -> detected format
+    problems: list[str] = field(default_factory=list)
+
+    def note(self, problem: object) -> None:
+        if len(self.problems) < MAX_PROBLEMS:
+            self.problems.append(str(problem))
+
+    def as_json(self) -> dict[str, object]:
+        return {**self.counts, "formats": self.formats, "problems": self.problems}
+
+
+def check_lists(paths: Sequence[Path], *, list_format: str | None, articles: Path,
+                state: Path) -> CheckResult:
+    """Count valid, invalid, duplicate and suppressed rows across ``paths``."""
+    known = None
+    if articles.is_dir():
+        loaded = load_articles(articles)
+        known = frozenset(s for a in loaded.articles for s in a.tag_slugs)
+    store = Suppressions(state) if (state / "suppressions.sqlite3").is_file() else None
+    result = CheckResult()
+    seen: set[str] = set()
+    try:
+        for path in paths:
+            for row in read_rows(path, list_format=list_format, known_tags=known):
+                result.counts["rows"] += 1
+                result.formats[str(path)] = row.format
+                for warning in row.warnings:
+                    result.counts["warnings"] += 1
+                    result.note(f"warning: {warning}")
+                if row.problem is not None or row.subscriber is None:
+                    result.counts["invalid"] += 1
+                    result.note(row.problem)
+                    continue
+                key = row.subscriber.key
+                if key in seen:
+                    result.counts["duplicate"] += 1
+                    continue
+                seen.add(key)
+                if row.suppress or (store is not None and store.reason(row.subscriber.email)):
+                    result.counts["suppressed"] += 1
+                else:
+                    result.counts["valid"] += 1
+    finally:
+        if store is not None:
+            store.close()
+    return result

@@ -1,0 +1,159 @@
+"""The suppression list: addresses that must never be mailed, with a reason.
+
+It lives in the state folder (``suppressions.sqlite3``) and applies to every
+list before sending. Reasons: ``unsubscribed``, ``bounced`` (permanent 5xx
+failures from our own sends), ``complained`` and ``manual``. Addresses are
+compared case-insensitively.
+
+Exports are CSV meant to be opened in spreadsheets, so a cell that starts
+with ``=``, ``+``, ``-``, ``@``, a tab or a CR is prefixed with ``'`` to stop
+formula injection.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import sqlite3
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from digest.errors import ConfigError, DigestError, SubscriberError
+
+REASONS = ("unsubscribed", "bounced", "complained", "manual")
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS suppressions (
+    key        TEXT PRIMARY KEY,
+    email      TEXT NOT NULL,
+    reason     TEXT NOT NULL,
+    source     TEXT NOT NULL DEFAULT '',
+    created_at TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    email: str
+    reason: str
+    source: str
+    created_at: str
+
+
+def check_reason(reason: str) -> str:
+    if reason not in REASONS:
+        raise ConfigError(f"unknown reason {reason!r}; use one of {', '.join(REASONS)}",
+                          source="--reason")
+    return reason
+
+
+def spreadsheet_safe(cell: str) -> str:
+    """Defuse a cell a spreadsheet would run as a formula."""
+    return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
+
+
+class Suppressions:
+    """The suppression list of one state folder."""
+
+    def __init__(self, state: Path) -> None:
+        self.path = state / "suppressions.sqlite3"
+        try:
+            state.mkdir(parents=True, exist_ok=True)
+            self._db = sqlite3.connect(self.path, isolation_level=None)
+            self._db.execute("PRAGMA journal_mode=WAL")
+            self._db.execute("PRAGMA busy_timeout=10000")
+            self._db.executescript(_SCHEMA)
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise DigestError(f"{self.path}: cannot open the suppression list ({exc}); "
+                              "check --state") from exc
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __enter__(self) -> Suppressions:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def add(self, entries: Iterable[tuple[str, str, str]]) -> int:
+        """Add (email, reason, source) entries; an address already listed keeps its
+        first reason. Returns how many were new."""
+        now = datetime.now(UTC).isoformat(timespec="seconds")
+        before = self._db.total_changes
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            self._db.executemany(
+                "INSERT OR IGNORE INTO suppressions (key, email, reason, source, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                ((email.casefold(), email, reason, source, now)
+                 for email, reason, source in entries),
+            )
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+        return self._db.total_changes - before
+
+    def remove(self, emails: Iterable[str]) -> int:
+        before = self._db.total_changes
+        self._db.executemany("DELETE FROM suppressions WHERE key=?",
+                             ((e.strip().casefold(),) for e in emails))
+        return self._db.total_changes - before
+
+    def reason(self, email: str) -> str | None:
+        row = self._db.execute("SELECT reason FROM suppressions WHERE key=?",
+                               (email.casefold(),)).fetchone()
+        return str(row[0]) if row else None
+
+    def __iter__(self) -> Iterator[Suppression]:
+        cursor = self._db.execute(
+            "SELECT email, reason, source, created_at FROM suppressions ORDER BY key")
+        for values in cursor:
+            yield Suppression(*values)
+
+    def count(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM suppressions").fetchone()[0])
+
+    def export_csv(self, out: TextIO) -> int:
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(["email", "reason", "source", "created_at"])
+        count = 0
+        for entry in self:
+            writer.writerow([spreadsheet_safe(v) for v in
+                             (entry.email, entry.reason, entry.source, entry.created_at)])
+            count += 1
+        return count
+
+
+def read_import(path: Path, default_reason: str) -> Iterator[tuple[str, str, str]]:
+    """(email, reason, source) from a CSV with an ``email`` column and an optional
+    ``reason`` column (our own export reads back in)."""
+    from email_validator import EmailNotValidError, validate_email
+
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SubscriberError(path, f"cannot be read as UTF-8 CSV: {exc}") from exc
+    reader = csv.DictReader(io.StringIO(text))
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    if "email" not in fields:
+        raise SubscriberError(path, "has no 'email' column", line=1)
+    reader.fieldnames = fields
+    for row in reader:
+        email = (row.get("email") or "").strip().lstrip("'")
+        reason = (row.get("reason") or "").strip() or default_reason
+        try:
+            normal = validate_email(email, check_deliverability=False).normalized
+        except EmailNotValidError as exc:
+            raise SubscriberError(path, f"bad address {email!r}: {exc}",
+                                  line=reader.line_num) from exc
+        if reason not in REASONS:
+            raise SubscriberError(path, f"unknown reason {reason!r}; use one of "
+                                  f"{', '.join(REASONS)}", line=reader.line_num)
+        yield normal, reason, f"import:{path.name}"
