@@ -12,6 +12,7 @@ CRLF line ends, no line over 76 octets, and no line that starts with a dot
 
 from __future__ import annotations
 
+import base64
 import binascii
 import hashlib
 import html as _html
@@ -20,8 +21,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.policy import SMTP
-from email.utils import format_datetime, formataddr, parseaddr
-from urllib.parse import quote, urlencode
+from email.utils import format_datetime, parseaddr
+from urllib.parse import quote
 
 from digest.errors import ConfigError, HeaderError, TemplateError
 from digest.model import slugify
@@ -59,6 +60,37 @@ def _qp(text: str) -> bytes:
     lines = binascii.b2a_qp(text.encode("utf-8"), istext=True).split(b"\n")
     last = len(lines) - 1
     return b"\r\n".join(_fit(line, 75 if i == last else 76) for i, line in enumerate(lines))
+
+
+# Short printable ASCII without a leading dot or trailing space needs at most
+# "=" escaped to be quoted-printable: most names, addresses and links.
+_QP_PLAIN = re.compile(r"[!-~](?:[ !-~]{0,70}[!-~])?")
+_URL_SAFE = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+")
+
+
+def _qp_value(text: str) -> bytes:
+    """A recipient value in wire-form QP, followed by a soft line break."""
+    if _QP_PLAIN.fullmatch(text) and not text.startswith("."):
+        escaped = text.replace("=", "=3D")
+        if len(escaped) <= 75:
+            return escaped.encode("ascii") + _SOFT_BREAK
+    return _qp(text) + _SOFT_BREAK
+
+
+def address_header(name: str, email: str) -> str:
+    """``Name <email>`` for a To header, fast: plain, quoted, or one RFC 2047
+    encoded word for a non-ASCII name. ``name`` is already free of controls."""
+    if not name:
+        return email
+    if not name.isascii():
+        return f"=?utf-8?b?{base64.b64encode(name.encode()).decode('ascii')}?= <{email}>"
+    if _ATEXT_PHRASE.fullmatch(name):
+        return f"{name} <{email}>"
+    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{quoted}" <{email}>'
+
+
+_ATEXT_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
 
 
 def header_value(name: str, value: str) -> str:
@@ -126,6 +158,7 @@ def message_id(campaign: str, email: str, domain: str) -> str:
 class _Part:
     statics: tuple[bytes, ...]
     fields: tuple[str, ...]
+    used: frozenset[str]
 
 
 def _compile_part(text: str) -> _Part:
@@ -140,7 +173,7 @@ def _compile_part(text: str) -> _Part:
         if index < len(fields) and encoded and not encoded.endswith(b"\r\n"):
             encoded += _SOFT_BREAK
         statics.append(encoded)
-    return _Part(tuple(statics), fields)
+    return _Part(tuple(statics), fields, frozenset(fields))
 
 
 class MessageTemplate:
@@ -159,6 +192,10 @@ class MessageTemplate:
         self.identity = identity
         self.campaign = campaign
         self.domain = identity.domain
+        self.sender = identity.address
+        site = identity.site_url
+        self._unsubscribe = (f"{site.rstrip('/')}/unsubscribe?email=" if site
+                             else f"mailto:{self.sender}?subject=unsubscribe%20")
         self._text_part = _compile_part(rendered.text)
         self._html_part = _compile_part(rendered.html)
         boundary = "=_digest_" + hashlib.sha256(
@@ -178,6 +215,7 @@ class MessageTemplate:
             "Content-Transfer-Encoding: quoted-printable\r\n\r\n"
         ).encode()
         self._tail = f"\r\n--{boundary}--\r\n".encode()
+        self._prepare_plan()
 
     def _static_headers(self, subject: str, sent_at: datetime) -> bytes:
         ident = self.identity
@@ -193,11 +231,9 @@ class MessageTemplate:
         return "".join(SMTP.fold(k, header_value(k, v)) for k, v in headers).encode("ascii")
 
     def unsubscribe_url(self, email: str) -> str:
-        if self.identity.site_url:
-            query = urlencode({"email": email})
-            return f"{self.identity.site_url.rstrip('/')}/unsubscribe?{query}"
-        query = urlencode({"subject": f"unsubscribe {email}"}, quote_via=quote)
-        return f"mailto:{self.identity.address}?{query}"
+        if _URL_SAFE.fullmatch(email):
+            return self._unsubscribe + email.replace("@", "%40")
+        return self._unsubscribe + quote(email, safe="")
 
     def values(self, subscriber: Subscriber) -> dict[str, str]:
         name = subscriber.name
@@ -213,26 +249,43 @@ class MessageTemplate:
             raise HeaderError(f"recipient {subscriber.email!r} would break a header")
         values = self.values(subscriber)
         msgid = message_id(self.campaign, subscriber.email, self.domain)
-        to = formataddr((subscriber.name, subscriber.email), charset="utf-8")
-        personal = (
-            f"To: {to}\r\nMessage-ID: {msgid}\r\n"
+        encoded: dict[tuple[str, bool], bytes] = {}
+        for field, markup in self._needed:
+            value = values[field]
+            if markup:
+                escaped = _html.escape(value)
+                if escaped == value and (field, False) in encoded:
+                    encoded[field, True] = encoded[field, False]
+                    continue
+                value = escaped
+            encoded[field, markup] = _qp_value(value)
+        pieces = self._plan.copy()
+        pieces[1] = (
+            f"To: {address_header(subscriber.name, subscriber.email)}\r\n"
+            f"Message-ID: {msgid}\r\n"
             f"List-Unsubscribe: <{values['unsubscribe_url']}>\r\n"
-        )
-        out = [self._head, personal.encode(), self._mime]
-        self._fill(out, self._text_part, values, str)
-        out.append(self._between)
-        self._fill(out, self._html_part, values, _html.escape)
-        out.append(self._tail)
-        return Envelope(self.identity.address, subscriber.email, msgid, b"".join(out))
+        ).encode()
+        for index, key in self._slots:
+            pieces[index] = encoded[key]
+        return Envelope(self.sender, subscriber.email, msgid, b"".join(pieces))
 
-    @staticmethod
-    def _fill(
-        out: list[bytes], part: _Part, values: dict[str, str], escape: Callable[[str], str]
-    ) -> None:
-        for static, field in zip(part.statics, part.fields, strict=False):
-            out.append(static)
-            out.append(_qp(escape(values[field])) + _SOFT_BREAK)
-        out.append(part.statics[-1])
+    def _prepare_plan(self) -> None:
+        """The message as a list of static pieces with a hole per personal value,
+        so a recipient costs one list copy, a few encodings and one join."""
+        plan: list[bytes] = [self._head, b"", self._mime]
+        slots: list[tuple[int, tuple[str, bool]]] = []
+        for part, markup, after in ((self._text_part, False, self._between),
+                                    (self._html_part, True, self._tail)):
+            for static, field in zip(part.statics, part.fields, strict=False):
+                plan.append(static)
+                slots.append((len(plan), (field, markup)))
+                plan.append(b"")
+            plan.append(part.statics[-1])
+            plan.append(after)
+        self._plan = plan
+        self._slots = tuple(slots)
+        # Text first: an HTML value that escaping leaves alone reuses its encoding.
+        self._needed = tuple(dict.fromkeys(key for _, key in sorted(slots, key=lambda s: s[1][1])))
 
 
 def fill(text: str, values: dict[str, str], *, html: bool) -> str:
