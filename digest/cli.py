@@ -11,11 +11,10 @@ import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from digest import pipeline
 from digest.cli_lists import subscribers, suppress
 from digest.cli_send import send
 from digest.clikit import (
@@ -29,7 +28,9 @@ from digest.clikit import (
     warn,
 )
 from digest.config import DEFAULT_CONFIG, FILE_ONLY_KEYS, read_config
-from digest.model import Article
+
+if TYPE_CHECKING:
+    from digest.model import Article
 
 
 def _flag_names(group: click.Group) -> dict[str, str]:
@@ -105,6 +106,8 @@ def articles(fmt: str | None, **params: Any) -> None:
       digest articles --tag climate --tag energy --format json
     """
     settings = settings_from(params, datetime.now(UTC))
+    from digest import pipeline
+
     digest = pipeline.make_digest(settings, pipeline.gather(settings, warn))
     rows = [(item.article, item.summary) for item in digest.items]
     if (fmt or ("table" if sys.stdout.isatty() else "json")) == "json":
@@ -131,6 +134,8 @@ def build(out: Path, **params: Any) -> None:
       digest build --as-of 2026-11-28 --templates my-templates/
     """
     now = datetime.now(UTC)
+    from digest import pipeline
+
     result = pipeline.build(settings_from(params, now), out, now=now, warn=warn)
     if not result.files:
         click.echo("No articles selected; nothing built.")
@@ -153,6 +158,8 @@ def status(state: Path, campaign: str | None, fmt: str) -> None:
       digest status
       digest status --campaign 2026-W48-subscribers-all --format json
     """
+    from digest import pipeline
+
     result = pipeline.status(state, campaign)
     problems = [
         {"email": r.email, "status": r.status, "attempts": r.attempts, "code": r.last_code,
