@@ -174,15 +174,14 @@ class Journal:
         """Commit several status changes in one transaction."""
         now = _now()
         with self._transaction():
-            for u in updates:
-                self._db.execute(
-                    "UPDATE deliveries SET status=?, attempts=attempts+?,"
-                    " resends=resends+?, last_code=COALESCE(?, last_code),"
-                    " last_reply=COALESCE(?, last_reply), updated_at=?"
-                    " WHERE campaign=? AND email=?",
-                    (u.status, int(u.attempted), int(u.resend),
-                     u.code, u.reply, now, campaign, u.email),
-                )
+            self._db.executemany(
+                "UPDATE deliveries SET status=?, attempts=attempts+?,"
+                " resends=resends+?, last_code=COALESCE(?, last_code),"
+                " last_reply=COALESCE(?, last_reply), updated_at=?"
+                " WHERE campaign=? AND email=?",
+                [(u.status, int(u.attempted), int(u.resend), u.code, u.reply, now,
+                  campaign, u.email) for u in updates],
+            )
 
     def rows(self, campaign: str, statuses: Sequence[str] = STATUSES) -> Iterator[Row]:
         marks = ",".join("?" * len(statuses))

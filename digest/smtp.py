@@ -94,14 +94,6 @@ def parse_smtp_url(spec: str, **options: object) -> SmtpConfig:
     )
 
 
-def _wire(data: bytes) -> bytes:
-    """The message as DATA needs it. message.py already guarantees CRLF and no
-    line starting with a dot; this only guards against a foreign envelope."""
-    if data.startswith(b".") or b"\n." in data:
-        data = (b"." if data.startswith(b".") else b"") + data.replace(b"\n.", b"\n..")
-    return data
-
-
 def _peer_closed(transport: asyncio.BaseTransport) -> bool:
     """True when the peer's FIN is already in the socket's receive queue."""
     raw = transport.get_extra_info("socket")
@@ -149,6 +141,7 @@ class SmtpConnection:
             secure = c.implicit_tls
             if not secure and smtp.supports_extension("starttls"):
                 await smtp.starttls(tls_context=self._tls)
+                await smtp.ehlo()  # RFC 3207: forget what was said in the clear
                 secure = True
             plaintext_ok = c.tls_policy == "allow-plaintext" or (
                 c.tls_policy == "auto" and c.loopback and not c.user
@@ -198,19 +191,28 @@ class SmtpConnection:
     async def _transaction(
         self, smtp: aiosmtplib.SMTP, envelope: Envelope, before_data: BeforeData
     ) -> Delivery:
-        options = []
+        mail = b"MAIL FROM:<" + envelope.sender.encode() + b">"
         if not envelope.recipient.isascii() or not envelope.sender.isascii():
             if not smtp.supports_extension("smtputf8"):
                 return Delivery(envelope, "failed", None,
                                 "internationalised address, and the server lacks SMTPUTF8")
-            options.append("SMTPUTF8")
+            mail += b" SMTPUTF8"
         after_dot = False
         try:
-            await smtp.mail(envelope.sender, options=options)
-            await smtp.rcpt(envelope.recipient)
+            # Raw commands: the addresses were validated when the list was read,
+            # and aiosmtplib's own mail()/rcpt() would parse them again per message.
+            reply = await smtp.execute_command(mail)
+            if reply.code != 250:
+                raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, envelope.sender)
+            reply = await smtp.execute_command(b"RCPT TO:<" + envelope.recipient.encode() + b">")
+            if reply.code not in (250, 251):
+                raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message,
+                                                      envelope.recipient)
             await before_data()
             protocol = await self._start_data(smtp)
-            protocol.write(_wire(envelope.data) + b".\r\n")
+            # message.py writes the wire form: CRLF ends and no line starting
+            # with a dot, so it goes out as is, with no per-message rewriting.
+            protocol.write(envelope.data + b".\r\n")
             after_dot = True
             response = await protocol.read_response(timeout=self.config.timeout)
             if response.code != 250:
