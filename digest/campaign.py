@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Protocol
 
 from digest.config import Settings
-from digest.journal import Entry, Journal
+from digest.journal import Entry, Journal, Update
 from digest.lock import StateLock
 from digest.message import message_id
 from digest.pipeline import (
@@ -77,6 +77,7 @@ class SendReport:
     aborted: str | None = None
     variants: int = 0
     skips: tuple[tuple[str, str], ...] = ()
+    send_s: float = 0.0  # the delivery phase alone, after the lists are read
 
     @property
     def exit_code(self) -> int:
@@ -102,6 +103,7 @@ class SendReport:
             "dry_run": self.dry_run,
             "aborted": self.aborted,
             "duration_s": round(self.duration_s, 3),
+            "send_s": round(self.send_s, 3),
         }
 
 
@@ -115,6 +117,12 @@ def _entries(rows: Iterator[Row], variants: Variants, suppressions: SuppressionC
              warn: Warn) -> Iterator[Entry]:
     """Journal entries for the list's rows, with each person's status decided."""
     domain = variants.identity.domain
+    # The journal keys people by address as written, the lists by its casefold. A row
+    # that suppresses someone (say Mailchimp's unsubscribed export, after the audience)
+    # must land on the journal row of any earlier spelling of that address, so it is
+    # journalled under the first spelling seen, or the casefold one. Only spellings that
+    # are not casefold already need remembering.
+    spelled: dict[str, str] = {}
     for row in rows:
         for warning in row.warnings:
             warn(str(warning))
@@ -123,9 +131,12 @@ def _entries(rows: Iterator[Row], variants: Variants, suppressions: SuppressionC
             warn(f"skipped {row.problem}")
             continue
         email, tags = subscriber.email, ";".join(subscriber.tags)
-        mid = message_id(variants.campaign, email, domain)
         if row.suppress:
             suppressions.add([(email, row.suppress, f"list:{row.path.name}")])
+            email = spelled.get(subscriber.key, subscriber.key)
+        elif email != subscriber.key:
+            spelled.setdefault(subscriber.key, email)
+        mid = message_id(variants.campaign, email, domain)
         reason = row.suppress or suppressions.reason(email)
         if reason:
             yield email, subscriber.name, tags, mid, "suppressed", reason
@@ -162,20 +173,26 @@ def send(
     with StateLock(request.state), Suppressions(request.state) as suppressions:
         journal = Journal(journal_path(request.state), enabled=request.journal)
         try:
-            recipients = journal.add(campaign, _entries(rows, variants, suppressions, warn))
+            journal.add(campaign, _entries(rows, variants, suppressions, warn))
             recovered = journal.recover(campaign)
+            _suppress_todo(journal, campaign, suppressions)
             todo = journal.count_todo(campaign)
             tally = Tally()
             aborted = None
+            sending = time.monotonic()
             try:
                 run_jobs(journal, campaign, request.transport, _jobs(journal, campaign, variants),
                          request.options, tally,
                          on_tick=(lambda t: on_tick(t, todo)) if on_tick else None)
             except TooManyConnectionErrors as exc:
                 aborted = str(exc)
+            send_s = time.monotonic() - sending
             suppressions.add((email, "bounced", f"campaign:{campaign}")
                              for email in journal.bounced(campaign))
             counts = journal.counts(campaign)
+            # One per person in the journal: a list row that only suppresses someone
+            # already listed (in any letter case) is not a second recipient.
+            recipients = sum(counts.values())
             skipped = journal.rows(campaign, ("skipped",))
             skips = tuple((r.email, r.last_reply or "")
                           for r in itertools.islice(skipped, REPORTED_SKIPS))
@@ -183,7 +200,18 @@ def send(
             journal.close()
     return SendReport(campaign, len(articles), recipients, counts, tally.sent, recovered,
                       time.monotonic() - started, todo=todo, aborted=aborted,
-                      variants=len(variants), skips=skips)
+                      variants=len(variants), skips=skips, send_s=send_s)
+
+
+def _suppress_todo(journal: Journal, campaign: str, suppressions: SuppressionCheck) -> None:
+    """Mark suppressed whoever the journal still owes this issue but the suppression list
+    now names, even when no list of this run has them any more (they left, and the next
+    export dropped them): a suppression always wins over a pending send."""
+    updates = [Update(email, "suppressed", reply=reason)
+               for email, _, _, _ in journal.todo(campaign)
+               if (reason := suppressions.reason(email)) is not None]
+    if updates:
+        journal.apply(campaign, updates)
 
 
 def _jobs(journal: Journal, campaign: str, variants: Variants) -> Iterator[Job]:

@@ -38,7 +38,7 @@ def check_lists(paths: Sequence[Path], *, list_format: str | None, articles: Pat
         known = frozenset(s for a in loaded.articles for s in a.tag_slugs)
     store = Suppressions(state) if (state / "suppressions.sqlite3").is_file() else None
     result = CheckResult()
-    seen: set[str] = set()
+    seen: dict[str, bool] = {}  # address -> counted as suppressed
     try:
         for path in paths:
             for row in read_rows(path, list_format=list_format, known_tags=known):
@@ -54,12 +54,17 @@ def check_lists(paths: Sequence[Path], *, list_format: str | None, articles: Pat
                 key = row.subscriber.key
                 if key in seen:
                     result.counts["duplicate"] += 1
+                    if row.suppress and not seen[key]:
+                        # As in a send: a later unsubscribed or cleaned export, or
+                        # blocklisted row, wins over the person listed earlier.
+                        seen[key] = True
+                        result.counts["valid"] -= 1
+                        result.counts["suppressed"] += 1
                     continue
-                seen.add(key)
-                if row.suppress or (store is not None and store.reason(row.subscriber.email)):
-                    result.counts["suppressed"] += 1
-                else:
-                    result.counts["valid"] += 1
+                suppressed = bool(row.suppress) or (
+                    store is not None and store.reason(row.subscriber.email) is not None)
+                seen[key] = suppressed
+                result.counts["suppressed" if suppressed else "valid"] += 1
     finally:
         if store is not None:
             store.close()

@@ -65,6 +65,7 @@ def _qp(text: str) -> bytes:
 # Short printable ASCII without a leading dot or trailing space needs at most
 # "=" escaped to be quoted-printable: most names, addresses and links.
 _QP_PLAIN = re.compile(r"[!-~](?:[ !-~]{0,70}[!-~])?")
+_HTML_SPECIAL = re.compile(r"[&<>\"']")
 _URL_SAFE = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+")
 
 
@@ -250,15 +251,14 @@ class MessageTemplate:
         values = self.values(subscriber)
         msgid = message_id(self.campaign, subscriber.email, self.domain)
         encoded: dict[tuple[str, bool], bytes] = {}
-        for field, markup in self._needed:
-            value = values[field]
-            if markup:
-                escaped = _html.escape(value)
-                if escaped == value and (field, False) in encoded:
-                    encoded[field, True] = encoded[field, False]
-                    continue
-                value = escaped
-            encoded[field, markup] = _qp_value(value)
+        for key in self._needed:
+            value = values[key[0]]
+            if key[1] and _HTML_SPECIAL.search(value):
+                value = _html.escape(value)
+            elif key[1] and (key[0], False) in encoded:
+                encoded[key] = encoded[key[0], False]  # escaping changes nothing
+                continue
+            encoded[key] = _qp_value(value)
         pieces = self._plan.copy()
         pieces[1] = (
             f"To: {address_header(subscriber.name, subscriber.email)}\r\n"

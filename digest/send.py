@@ -144,6 +144,7 @@ class Sender:
         self._wakeup = asyncio.Event()
         self._connection_errors = 0
         self._fatal: BaseException | None = None
+        self._flushed: asyncio.Future[None] | None = None
 
     def _commit(self, *extra: Update) -> None:
         updates, self._waiting = [*self._waiting, *extra], []
@@ -190,8 +191,27 @@ class Sender:
         self._wakeup.set()  # let idle workers re-check whether anything is left
 
     async def _mark_inflight(self, job: Job, attempt: int) -> None:
-        self._commit(Update(job.envelope.recipient, "inflight",
-                            resend=job.resend and attempt == 1))
+        """Return once this recipient's in-flight mark is committed.
+
+        Group commit: every worker that reaches DATA in the same turn of the
+        event loop joins one transaction, with whatever results are waiting.
+        """
+        self._waiting.append(Update(job.envelope.recipient, "inflight",
+                                    resend=job.resend and attempt == 1))
+        if self._flushed is None:
+            self._flushed = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(self._group_commit)
+        await self._flushed
+
+    def _group_commit(self) -> None:
+        flushed, self._flushed = self._flushed, None
+        assert flushed is not None
+        try:
+            self._commit()
+        except Exception as exc:  # the journal failed: no one may go to DATA
+            flushed.set_exception(exc)
+        else:
+            flushed.set_result(None)
 
     async def _record(self, job: Job, attempt: int, delivery: Delivery) -> None:
         if delivery.connection:

@@ -14,6 +14,8 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sqlite3
+import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -315,22 +317,48 @@ def iter_subscribers(
     is never dropped, and it may come *after* the same address was yielded as
     a subscriber, so collect every row before mailing anyone.
 
-    Memory is O(distinct addresses): one dict entry per address seen.
+    Memory is flat: the addresses seen so far live in a temporary SQLite
+    file, not in a dict, so a list of millions streams through.
     """
-    seen: dict[str, tuple[Path, int]] = {}
-    for path in paths:
-        for row in read_rows(path, list_format=list_format, known_tags=known_tags):
-            subscriber = row.subscriber
-            if subscriber is None:
-                yield row
-                continue
-            first = seen.setdefault(subscriber.key, (path, row.line))
-            if first == (path, row.line) or row.suppress is not None:
-                yield row
-                continue
-            reason = f"duplicate of {subscriber.email} (first seen at {first[0]}:{first[1]})"
-            problem = SubscriberError(path, reason, line=row.line)
-            yield Row(path, row.line, row.format, None, problem)
+    with _Seen() as seen:
+        for path in paths:
+            for row in read_rows(path, list_format=list_format, known_tags=known_tags):
+                subscriber = row.subscriber
+                if subscriber is None:
+                    yield row
+                    continue
+                first = seen.first(subscriber.key, f"{path}:{row.line}")
+                if first is None or row.suppress is not None:
+                    yield row
+                    continue
+                reason = f"duplicate of {subscriber.email} (first seen at {first})"
+                problem = SubscriberError(path, reason, line=row.line)
+                yield Row(path, row.line, row.format, None, problem)
+
+
+class _Seen:
+    """The set of addresses seen, with where each was first seen, on disk."""
+
+    def __enter__(self) -> _Seen:
+        self._dir = tempfile.TemporaryDirectory(prefix="digest-seen-")
+        self._db = sqlite3.connect(Path(self._dir.name, "seen.sqlite3"), isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=OFF")
+        self._db.execute("PRAGMA synchronous=OFF")
+        self._db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, at TEXT) WITHOUT ROWID")
+        self._db.execute("BEGIN")
+        return self
+
+    def first(self, key: str, at: str) -> str | None:
+        """None the first time ``key`` is offered; after that, where it was first."""
+        cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (key, at))
+        if cursor.rowcount:
+            return None
+        row = self._db.execute("SELECT at FROM seen WHERE key=?", (key,)).fetchone()
+        return str(row[0])
+
+    def __exit__(self, *exc: object) -> None:
+        self._db.close()
+        self._dir.cleanup()
 
 
 def read_subscribers(

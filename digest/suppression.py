@@ -146,7 +146,9 @@ def read_import(path: Path, default_reason: str) -> Iterator[tuple[str, str, str
         raise SubscriberError(path, "has no 'email' column", line=1)
     reader.fieldnames = fields
     for row in reader:
-        email = (row.get("email") or "").strip().lstrip("'")
+        email = (row.get("email") or "").strip()
+        if email.startswith("'") and email[1:].startswith(_FORMULA_STARTS):
+            email = email[1:]  # our export's guard; an apostrophe of the address stays
         reason = (row.get("reason") or "").strip() or default_reason
         try:
             normal = validate_email(email, check_deliverability=False).normalized

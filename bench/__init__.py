@@ -1,0 +1,1 @@
+"""Benchmarks for digest: ``python -m bench`` (see README, "Performance")."""

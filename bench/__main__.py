@@ -1,0 +1,202 @@
+"""``python -m bench``: digest's performance, measured against this machine's
+own ceiling in the same run. Installs nothing; starts and stops its own servers.
+
+Cases (each run --repeat times; the table shows median, min and max):
+
+* build     personalised messages per second for a ~40 KB digest, after the
+            one-time render and inline. Target: >= 100,000/s.
+* memory    a whole send of --recipients subscribers to a null transport;
+            peak RSS. Target: < 200 MB for 1,000,000.
+* send      ``digest send`` over SMTP to Postfix's smtp-sink, journal on, as a
+            share of smtp-source's rate with the same size and concurrency.
+            Target: >= 40%.
+* journal   the same send with the journal in memory only; the overhead of
+            the real journal. Target: <= 10%.
+* startup   ``digest --help``. Target: <= 0.3 s.
+
+smtp-sink and smtp-source come from Debian's postfix package
+(``apt-get install postfix``); without them the send cases are skipped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+from bench.corpus import write_articles, write_list
+
+SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
+SOURCE = shutil.which("smtp-source") or "/usr/sbin/smtp-source"
+AS_OF = "2026-11-28"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def smtp_sink() -> Iterator[int]:
+    """Postfix's smtp-sink on a free loopback port: accepts and discards mail."""
+    port = free_port()
+    args = [SINK, "-u", "nobody", f"127.0.0.1:{port}", "1024"] if os.geteuid() == 0 \
+        else [SINK, f"127.0.0.1:{port}", "1024"]
+    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(200):
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.01)
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+
+
+def run_json(*args: str) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-m", "bench.workers", *args], check=True,
+                         capture_output=True, text=True).stdout
+    return dict(json.loads(out.strip().splitlines()[-1]))
+
+
+def digest_send(work: Path, port: int, concurrency: int, *, journal: bool) -> float:
+    """Messages per second of one ``digest send`` (its own measure of the run)."""
+    state = work / f"state-{time.monotonic_ns()}"
+    args = [sys.executable, "-m", "digest", "send", "--articles", str(work / "articles"),
+            "--since", "14d", "--as-of", AS_OF, "--list", str(work / "list.csv"),
+            "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(concurrency),
+            "--state", str(state), "--report", str(state / "report.json"), "--quiet"]
+    if not journal:
+        args.append("--no-journal")
+    state.mkdir()
+    subprocess.run(args, check=True)
+    report = json.loads((state / "report.json").read_text())
+    shutil.rmtree(state)
+    return float(report["sent"]) / float(report["send_s"])
+
+
+def smtp_source(port: int, count: int, size: int, concurrency: int) -> float:
+    started = time.perf_counter()
+    subprocess.run([SOURCE, "-s", str(concurrency), "-l", str(size), "-m", str(count),
+                    "-f", "bench@example.org", "-t", "reader@example.org",
+                    f"127.0.0.1:{port}"], check=True)
+    return count / (time.perf_counter() - started)
+
+
+def startup() -> float:
+    started = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "digest", "--help"], check=True,
+                   stdout=subprocess.DEVNULL)
+    return time.perf_counter() - started
+
+
+class Table:
+    def __init__(self) -> None:
+        self.rows: list[dict[str, object]] = []
+
+    def add(self, case: str, unit: str, samples: list[float], *, target: str,
+            ratio: float | None = None, passed: bool | None = None) -> None:
+        self.rows.append({
+            "case": case, "unit": unit, "median": statistics.median(samples),
+            "min": min(samples), "max": max(samples), "runs": len(samples),
+            "ratio": ratio, "target": target, "passed": passed,
+        })
+
+    def print(self) -> None:
+        print(f"{'case':<22}{'unit':<14}{'median':>12}{'min':>12}{'max':>12}{'ratio':>9}  "
+              "target")
+        for r in self.rows:
+            ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
+            mark = {True: "ok", False: "MISSED", None: ""}[r["passed"]]  # type: ignore[index]
+            print(f"{r['case']:<22}{r['unit']:<14}{r['median']:>12,.1f}{r['min']:>12,.1f}"
+                  f"{r['max']:>12,.1f}{ratio:>9}  {r['target']} {mark}")
+
+
+def repeat(times: int, measure: Callable[[], float]) -> list[float]:
+    return [measure() for _ in range(times)]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--messages", type=int, default=200_000,
+                        help="personalised messages in the build case")
+    parser.add_argument("--recipients", type=int, default=1_000_000,
+                        help="subscribers in the memory case")
+    parser.add_argument("--send", type=int, default=20_000, help="messages in the send cases")
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--cases", default="build,memory,send,journal,startup")
+    parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
+    options = parser.parse_args()
+    cases = set(options.cases.split(","))
+    table = Table()
+    with tempfile.TemporaryDirectory(prefix="digest-bench-") as scratch:
+        work = Path(scratch)
+        write_articles(work / "articles")
+        if "build" in cases:
+            samples = [run_json("build", str(work / "articles"), str(options.messages))
+                       for _ in range(options.repeat)]
+            rates = [s["per_s"] for s in samples]
+            table.add("build", "messages/s", rates, target=">= 100,000/s",
+                      passed=statistics.median(rates) >= 100_000)
+            size = int(samples[0]["message_bytes"])
+        else:
+            size = 40_000
+        if "memory" in cases:
+            write_list(work / "million.csv", options.recipients)
+            result = run_json("stream", str(work / "articles"), str(work / "million.csv"),
+                              str(work / "memory-state"))
+            table.add(f"memory ({options.recipients:,})", "peak RSS MB",
+                      [result["peak_rss_mb"]], target="< 200 MB",
+                      passed=result["peak_rss_mb"] < 200)
+            table.add(f"stream ({options.recipients:,})", "recipients/s",
+                      [result["sent"] / result["seconds"]], target="(information)")
+        if cases & {"send", "journal"}:
+            if not (Path(SINK).exists() and Path(SOURCE).exists()):
+                print("smtp-sink/smtp-source not found: apt-get install postfix. "
+                      "Skipping the send cases.", file=sys.stderr)
+            else:
+                write_list(work / "list.csv", options.send)
+                with smtp_sink() as port:
+                    source = repeat(options.repeat, lambda: smtp_source(
+                        port, options.send, size, options.concurrency))
+                    ours = repeat(options.repeat, lambda: digest_send(
+                        work, port, options.concurrency, journal=True))
+                    table.add("smtp-source", "messages/s", source, target="(ceiling)")
+                    share = statistics.median(ours) / statistics.median(source)
+                    table.add("digest send", "messages/s", ours, ratio=share,
+                              target=">= 0.40 of smtp-source", passed=share >= 0.40)
+                    if "journal" in cases:
+                        bare = repeat(options.repeat, lambda: digest_send(
+                            work, port, options.concurrency, journal=False))
+                        overhead = 1 - statistics.median(ours) / statistics.median(bare)
+                        table.add("send, no journal", "messages/s", bare, ratio=overhead,
+                                  target="journal overhead <= 0.10",
+                                  passed=overhead <= 0.10)
+        if "startup" in cases:
+            times = repeat(max(options.repeat, 5), startup)
+            table.add("digest --help", "seconds", times, target="<= 0.3 s",
+                      passed=statistics.median(times) <= 0.3)
+    table.print()
+    options.json.parent.mkdir(parents=True, exist_ok=True)
+    options.json.write_text(json.dumps({"message_bytes": size, "rows": table.rows}, indent=2))
+    print(f"\nwrote {options.json}")
+
+
+if __name__ == "__main__":
+    main()
