@@ -6,7 +6,11 @@ from __future__ import annotations
 import itertools
 from pathlib import Path
 
-WORDS = ["harbour", "council", "transit", "energy", "library", "budget", "market", "clinic", "school", "river", "storm", "museum", "solar", "grant", "report", "vote", "plan", "board", "city", "week"]
+WORDS = [
+    "harbour", "council", "transit", "energy", "library", "budget", "market", "clinic",
+    "school", "river", "storm", "museum", "solar", "grant", "report", "vote", "plan",
+    "board", "city", "week",
+]
 
 
 def sentence(seed: int, words: int = 18) -> str:
