@@ -117,12 +117,6 @@ def _entries(rows: Iterator[Row], variants: Variants, suppressions: SuppressionC
              warn: Warn) -> Iterator[Entry]:
     """Journal entries for the list's rows, with each person's status decided."""
     domain = variants.identity.domain
-    # The journal keys people by address as written, the lists by its casefold. A row
-    # that suppresses someone (say Mailchimp's unsubscribed export, after the audience)
-    # must land on the journal row of any earlier spelling of that address, so it is
-    # journalled under the first spelling seen, or the casefold one. Only spellings that
-    # are not casefold already need remembering.
-    spelled: dict[str, str] = {}
     for row in rows:
         for warning in row.warnings:
             warn(str(warning))
@@ -133,9 +127,6 @@ def _entries(rows: Iterator[Row], variants: Variants, suppressions: SuppressionC
         email, tags = subscriber.email, ";".join(subscriber.tags)
         if row.suppress:
             suppressions.add([(email, row.suppress, f"list:{row.path.name}")])
-            email = spelled.get(subscriber.key, subscriber.key)
-        elif email != subscriber.key:
-            spelled.setdefault(subscriber.key, email)
         mid = message_id(variants.campaign, email, domain)
         reason = row.suppress or suppressions.reason(email)
         if reason:

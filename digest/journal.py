@@ -32,7 +32,8 @@ TODO = ("pending", "deferred", "ambiguous")  # ambiguous only while resends == 0
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
     campaign    TEXT NOT NULL,
-    email       TEXT NOT NULL,
+    key         TEXT NOT NULL,  -- the address casefolded: one row per person
+    email       TEXT NOT NULL,  -- the address as first written, which is where mail goes
     name        TEXT NOT NULL DEFAULT '',
     tags        TEXT NOT NULL DEFAULT '',
     message_id  TEXT NOT NULL,
@@ -43,7 +44,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_reply  TEXT,
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
-    PRIMARY KEY (campaign, email)
+    PRIMARY KEY (campaign, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deliveries_status ON deliveries (campaign, status);
 """
@@ -113,7 +114,7 @@ class Journal:
         offered = 0
         batch: list[tuple[object, ...]] = []
         for entry in entries:
-            batch.append((campaign, *entry, _now()))
+            batch.append((campaign, entry[0].casefold(), *entry, _now()))
             if len(batch) >= 10_000:
                 offered += self._insert(batch)
                 batch = []
@@ -122,9 +123,9 @@ class Journal:
     def _insert(self, batch: list[tuple[object, ...]]) -> int:
         with self._transaction():
             self._db.executemany(
-                "INSERT INTO deliveries (campaign, email, name, tags, message_id, status,"
-                " last_reply, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?8, ?8)"
-                " ON CONFLICT (campaign, email) DO UPDATE SET status=excluded.status,"
+                "INSERT INTO deliveries (campaign, key, email, name, tags, message_id, status,"
+                " last_reply, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?9, ?9)"
+                " ON CONFLICT (campaign, key) DO UPDATE SET status=excluded.status,"
                 " last_reply=excluded.last_reply, updated_at=excluded.updated_at"
                 " WHERE excluded.status='suppressed'"
                 " AND deliveries.status IN ('pending', 'deferred', 'ambiguous')",
@@ -141,14 +142,14 @@ class Journal:
         last = ""
         while True:
             rows = self._db.execute(
-                "SELECT email, name, tags, status FROM deliveries WHERE campaign=? AND email>?"
+                "SELECT key, email, name, tags, status FROM deliveries WHERE campaign=? AND key>?"
                 " AND (status IN ('pending', 'deferred') OR"
-                " (status='ambiguous' AND resends=0)) ORDER BY email LIMIT ?",
+                " (status='ambiguous' AND resends=0)) ORDER BY key LIMIT ?",
                 (campaign, last, chunk),
             ).fetchall()
             if not rows:
                 return
-            for email, name, tags, status in rows:
+            for _, email, name, tags, status in rows:
                 yield email, name, tags, status == "ambiguous"
             last = rows[-1][0]
 
@@ -178,9 +179,9 @@ class Journal:
                 "UPDATE deliveries SET status=?, attempts=attempts+?,"
                 " resends=resends+?, last_code=COALESCE(?, last_code),"
                 " last_reply=COALESCE(?, last_reply), updated_at=?"
-                " WHERE campaign=? AND email=?",
+                " WHERE campaign=? AND key=?",
                 [(u.status, int(u.attempted), int(u.resend), u.code, u.reply, now,
-                  campaign, u.email) for u in updates],
+                  campaign, u.email.casefold()) for u in updates],
             )
 
     def rows(self, campaign: str, statuses: Sequence[str] = STATUSES) -> Iterator[Row]:
@@ -188,7 +189,7 @@ class Journal:
         cursor = self._db.execute(
             "SELECT campaign, email, message_id, status, attempts, resends, last_code,"
             f" last_reply, updated_at FROM deliveries WHERE campaign=? AND status IN ({marks})"
-            " ORDER BY email",
+            " ORDER BY key",
             (campaign, *statuses),
         )
         for values in cursor:
