@@ -286,3 +286,22 @@ def test_bad_address_rows_are_skipped_with_file_and_line(
     assert code == 0
     assert "warning: skipped bounce.csv:3: bad address 'not-an-address'" in err
     assert len(smtp_server.received) == 2
+
+
+@pytest.mark.parametrize("offered", [True, False])
+def test_internationalised_address_needs_smtputf8(workdir: Path, offered: bool) -> None:
+    (workdir / "idn.csv").write_text("email,name\nzoë@exämple.org,Zoë\nplain@example.org,P\n",
+                                     encoding="utf-8")
+    with FaultyServer(smtputf8=offered) as server:
+        code, _, _ = send(server, lists="idn.csv")
+        delivered = recipients(server)
+    rows = journal(workdir)
+    assert delivered["plain@example.org"] == 1
+    if offered:
+        assert code == 0
+        assert rows["zoë@exämple.org"][0] == "sent"
+    else:
+        assert code == 3
+        assert rows["zoë@exämple.org"] == (
+            "failed", 1, None, "internationalised address, and the server lacks SMTPUTF8")
+        assert "zoë@exämple.org" not in delivered
