@@ -25,9 +25,10 @@ from digest.errors import DigestError
 
 STATUSES = ("pending", "inflight", "sent", "deferred", "failed", "ambiguous", "skipped",
             "suppressed")
-# What a run still has to do: pending and deferred go out normally; ambiguous
-# ones (disconnect after the final dot, or in flight at a crash) go out once more.
-TODO = ("pending", "deferred", "ambiguous")  # ambiguous only while resends == 0
+# What a run still has to do: pending and deferred recipients go out normally;
+# ambiguous ones (a drop after the final dot, or in flight at a crash) go out
+# once more, while resends == 0.
+_TO_DO = "(status IN ('pending', 'deferred') OR (status='ambiguous' AND resends=0))"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -143,8 +144,7 @@ class Journal:
         while True:
             rows = self._db.execute(
                 "SELECT key, email, name, tags, status FROM deliveries WHERE campaign=? AND key>?"
-                " AND (status IN ('pending', 'deferred') OR"
-                " (status='ambiguous' AND resends=0)) ORDER BY key LIMIT ?",
+                f" AND {_TO_DO} ORDER BY key LIMIT ?",
                 (campaign, last, chunk),
             ).fetchall()
             if not rows:
@@ -155,8 +155,7 @@ class Journal:
 
     def count_todo(self, campaign: str) -> int:
         (count,) = self._db.execute(
-            "SELECT COUNT(*) FROM deliveries WHERE campaign=? AND (status IN"
-            " ('pending', 'deferred') OR (status='ambiguous' AND resends=0))",
+            f"SELECT COUNT(*) FROM deliveries WHERE campaign=? AND {_TO_DO}",
             (campaign,),
         ).fetchone()
         return int(count)
