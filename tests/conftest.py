@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import shutil
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -17,6 +19,7 @@ from digest.model import Article, Block, Tag
 pytest_plugins = ["tests.smtpd"]
 
 AS_OF = datetime(2026, 11, 28, tzinfo=UTC)
+REPO = Path(__file__).resolve().parents[1]
 
 ArticleFactory = Callable[..., Article]
 DigestFactory = Callable[..., Digest]
@@ -106,3 +109,19 @@ def sample_articles() -> tuple[Article, ...]:
 def sample_digest(sample_articles: tuple[Article, ...]) -> Digest:
     return build_digest(sample_articles)
 
+
+@pytest.fixture
+def make_workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Callable[..., Path]:
+    """A factory for a working folder: a copy of the sample articles plus the
+    given files, as the current directory, with no DIGEST_* variables set."""
+
+    def make(*files: Path, rename: dict[str, str] | None = None) -> Path:
+        shutil.copytree(REPO / "articles", tmp_path / "articles")
+        for path in files:
+            shutil.copy(path, tmp_path / (rename or {}).get(path.name, path.name))
+        monkeypatch.chdir(tmp_path)
+        for key in [k for k in os.environ if k.startswith("DIGEST_")]:
+            monkeypatch.delenv(key)
+        return tmp_path
+
+    return make

@@ -6,6 +6,7 @@ import email
 import email.policy
 import json
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,14 +19,10 @@ AS_OF = "2026-11-28"
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def workdir(make_workdir: Callable[..., Path]) -> Path:
     """A working folder holding a copy of the sample articles and list."""
-    shutil.copytree(REPO / "articles", tmp_path / "articles")
-    shutil.copy(REPO / "subscribers.example.csv", tmp_path / "subscribers.csv")
-    monkeypatch.chdir(tmp_path)
-    for name in ("DIGEST_LIMIT", "DIGEST_CONFIG", "DIGEST_SINCE", "DIGEST_AS_OF", "DIGEST_TAG"):
-        monkeypatch.delenv(name, raising=False)
-    return tmp_path
+    return make_workdir(REPO / "subscribers.example.csv",
+                        rename={"subscribers.example.csv": "subscribers.csv"})
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

@@ -13,12 +13,10 @@ import email
 import email.policy
 import html
 import json
-import os
 import re
-import shutil
 import sqlite3
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
@@ -36,14 +34,8 @@ AS_OF = "2026-11-28"
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(REPO / "articles", tmp_path / "articles")
-    for path in FIXTURES.glob("*.csv"):
-        shutil.copy(path, tmp_path / path.name)
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in os.environ if k.startswith("DIGEST_")]:
-        monkeypatch.delenv(key)
-    return tmp_path
+def workdir(make_workdir: Callable[..., Path]) -> Path:
+    return make_workdir(*FIXTURES.glob("*.csv"))
 
 
 def run(*args: str) -> tuple[int, str, str]:

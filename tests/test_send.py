@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import sqlite3
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -23,14 +23,8 @@ AS_OF = "2026-11-28"
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(REPO / "articles", tmp_path / "articles")
-    for name in ("five.csv", "bounce.csv"):
-        shutil.copy(FIXTURES / name, tmp_path / name)
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in os.environ if k.startswith("DIGEST_")]:
-        monkeypatch.delenv(key)
-    return tmp_path
+def workdir(make_workdir: Callable[..., Path]) -> Path:
+    return make_workdir(FIXTURES / "five.csv", FIXTURES / "bounce.csv")
 
 
 def send(server: FaultyServer, *extra: str, lists: str = "five.csv", scheme: str = "smtp",

@@ -6,9 +6,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import re
 import shutil
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -26,14 +26,8 @@ EXPORT_HEADER = "email,reason,source,created_at\r\n"
 
 
 @pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    shutil.copytree(REPO / "articles", tmp_path / "articles")
-    for path in FIXTURES.glob("*.csv"):
-        shutil.copy(path, tmp_path / path.name)
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in os.environ if k.startswith("DIGEST_")]:
-        monkeypatch.delenv(key)
-    return tmp_path
+def workdir(make_workdir: Callable[..., Path]) -> Path:
+    return make_workdir(*FIXTURES.glob("*.csv"))
 
 
 def run(*args: str) -> tuple[int, str, str]:
