@@ -62,20 +62,38 @@ def _qp(text: str) -> bytes:
     return b"\r\n".join(_fit(line, 75 if i == last else 76) for i, line in enumerate(lines))
 
 
-# Short printable ASCII without a leading dot or trailing space needs at most
-# "=" escaped to be quoted-printable: most names, addresses and links.
-_QP_PLAIN = re.compile(r"[!-~](?:[ !-~]{0,70}[!-~])?")
-_HTML_SPECIAL = re.compile(r"[&<>\"']")
-_URL_SAFE = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+")
+# Printable ASCII without a leading dot or trailing space needs only "=" escaped
+# and long lines wrapped to be quoted-printable: most names, addresses and links.
+_QP_PLAIN = re.compile(r"[!-~](?:[ !-~]*[!-~])?")
+_WRAP = 73  # leaves room for a leading "." written "=2E", and the soft break
+
+
+def _wrap_plain(data: bytes) -> bytes:
+    """Soft-wrap escaped plain ASCII, never inside an "=XX" escape."""
+    lines, start = [], 0
+    while len(data) - start > _WRAP:
+        cut = start + _WRAP
+        escape = data.rfind(b"=", cut - 2, cut)
+        cut = escape if escape != -1 else cut
+        lines.append(data[start:cut])
+        start = cut
+    lines.append(data[start:])
+    return b"=\r\n".join(b"=2E" + line[1:] if line.startswith(b".") else line
+                          for line in lines)
 
 
 def _qp_value(text: str) -> bytes:
     """A recipient value in wire-form QP, followed by a soft line break."""
     if _QP_PLAIN.fullmatch(text) and not text.startswith("."):
-        escaped = text.replace("=", "=3D")
+        escaped = text.replace("=", "=3D").encode("ascii")
         if len(escaped) <= 75:
-            return escaped.encode("ascii") + _SOFT_BREAK
+            return escaped + _SOFT_BREAK
+        return _wrap_plain(escaped) + _SOFT_BREAK
     return _qp(text) + _SOFT_BREAK
+
+
+_HTML_SPECIAL = re.compile(r"[&<>\"']")
+_URL_SAFE = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+")
 
 
 def address_header(name: str, email: str) -> str:

@@ -675,3 +675,26 @@ def test_a_thousand_recipients(template):
         message = parse(envelope.data)
         assert message["Message-ID"] == envelope.message_id
         assert message["To"].addresses[0].addr_spec == envelope.recipient
+
+
+def test_recipient_values_of_any_length_encode_to_wire_safe_qp() -> None:
+    """Long plain values (addresses, unsubscribe links) take a fast path that
+    wraps by hand: every line fits, none starts with a dot, and it decodes back."""
+    import quopri
+    import random
+    import string
+
+    from digest.message import _qp_value
+
+    rng = random.Random(7)
+    alphabet = string.ascii_letters + string.digits + "=.-_/?&%@ ~é"
+    for _ in range(3000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randint(1, 240))).strip()
+        if not text:
+            continue
+        encoded = _qp_value(text)
+        assert encoded.endswith(b"=\r\n")
+        lines = encoded.split(b"\r\n")
+        assert all(len(line) <= 76 for line in lines)
+        assert not any(line.startswith(b".") for line in lines)
+        assert quopri.decodestring(encoded.replace(b"\r\n", b"\n")).decode("utf-8") == text
