@@ -23,18 +23,17 @@ from pathlib import Path
 from typing import Protocol
 
 from digest.config import Settings
-from digest.journal import Entry, Journal, Update
+from digest.journal import Entry, Journal
 from digest.lock import StateLock
 from digest.message import message_id
 from digest.pipeline import (
     Warn,
     campaign_id,
+    check_templates,
     identity,
     journal_path,
     known_tags,
     load,
-    make_digest,
-    render,
 )
 from digest.selection import select
 from digest.send import Job, SendOptions, Tally, TooManyConnectionErrors, run_jobs
@@ -154,9 +153,10 @@ def send(
     articles = select(loaded.articles, settings.criteria())
     if not articles:
         return SendReport(campaign, 0, 0, {}, dry_run=request.dry_run)
-    render(settings, make_digest(settings, articles))  # fail fast on a template error
+    check_templates(settings)
     variants = Variants(settings, articles, identity=identity(settings), campaign=campaign,
                         sent_at=now)
+    variants.template(())  # the full digest: a template error stops us before any list work
     rows = iter_subscribers(list(request.lists), list_format=request.list_format,
                             known_tags=known_tags(loaded))
     if request.dry_run:
@@ -166,7 +166,7 @@ def send(
         try:
             journal.add(campaign, _entries(rows, variants, suppressions, warn))
             recovered = journal.recover(campaign)
-            _suppress_todo(journal, campaign, suppressions)
+            journal.apply_suppressions(campaign, suppressions.path)
             todo = journal.count_todo(campaign)
             tally = Tally()
             aborted = None
@@ -192,17 +192,6 @@ def send(
     return SendReport(campaign, len(articles), recipients, counts, tally.sent, recovered,
                       time.monotonic() - started, todo=todo, aborted=aborted,
                       variants=len(variants), skips=skips, send_s=send_s)
-
-
-def _suppress_todo(journal: Journal, campaign: str, suppressions: SuppressionCheck) -> None:
-    """Mark suppressed whoever the journal still owes this issue but the suppression list
-    now names, even when no list of this run has them any more (they left, and the next
-    export dropped them): a suppression always wins over a pending send."""
-    updates = [Update(email, "suppressed", reply=reason)
-               for email, _, _, _ in journal.todo(campaign)
-               if (reason := suppressions.reason(email)) is not None]
-    if updates:
-        journal.apply(campaign, updates)
 
 
 def _jobs(journal: Journal, campaign: str, variants: Variants) -> Iterator[Job]:

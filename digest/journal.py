@@ -201,6 +201,26 @@ class Journal:
         )
         return {status: count for status, count in cursor}
 
+    def apply_suppressions(self, campaign: str, suppressions: Path) -> int:
+        """Mark suppressed everyone still owed this issue whom the suppression list
+        (a ``suppressions.sqlite3``) names, whether or not a list still has them:
+        a suppression always wins over a send that has not happened yet."""
+        if not suppressions.is_file():
+            return 0
+        self._db.execute("ATTACH DATABASE ? AS sup", (str(suppressions),))
+        try:
+            with self._transaction():
+                cursor = self._db.execute(
+                    "UPDATE deliveries SET status='suppressed', updated_at=?,"
+                    " last_reply=(SELECT reason FROM sup.suppressions s WHERE s.key=deliveries.key)"
+                    f" WHERE campaign=? AND {_TO_DO}"
+                    " AND key IN (SELECT key FROM sup.suppressions)",
+                    (_now(), campaign),
+                )
+        finally:
+            self._db.execute("DETACH DATABASE sup")
+        return cursor.rowcount
+
     def bounced(self, campaign: str) -> list[str]:
         """Recipients whose send failed with a permanent (5xx) reply."""
         cursor = self._db.execute(

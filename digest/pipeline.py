@@ -64,12 +64,16 @@ def make_digest(settings: Settings, articles: Sequence[Article]) -> Digest:
     )
 
 
-def render(settings: Settings, digest: Digest) -> Rendered:
+def check_templates(settings: Settings) -> None:
     if settings.templates is not None and not settings.templates.is_dir():
         raise ConfigError(
             f"{settings.templates} is not a folder; point it at a folder of templates",
             source="--templates",
         )
+
+
+def render(settings: Settings, digest: Digest) -> Rendered:
+    check_templates(settings)
     return render_digest(make_environment(settings.templates), digest)
 
 
