@@ -95,7 +95,21 @@ def render_template(env: jinja2.Environment, name: str, context: dict[str, objec
         where = f"{exc.filename or name}:{exc.lineno}"
         raise TemplateError(name, f"syntax error at {where}: {exc.message}") from exc
     except jinja2.UndefinedError as exc:
-        raise TemplateError(name, f"{exc.message}; check the variable names") from exc
+        where = _template_frame(exc)
+        at = f" at {where}" if where else ""
+        raise TemplateError(name, f"{exc.message}{at}; check the variable names") from exc
+
+
+def _template_frame(exc: BaseException) -> str | None:
+    """``path:line`` of the innermost template line in the traceback, which
+    Jinja rewrites to point into the template file."""
+    where, tb = None, exc.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.endswith(".j2"):
+            where = f"{filename}:{tb.tb_lineno}"
+        tb = tb.tb_next
+    return where
 
 
 def inline_css(html: str) -> str:

@@ -189,11 +189,12 @@ def test_package_templates_exist():
     [("digest.nmae", "nmae"), ("reader.name", "reader"), ("recipient.phone", "phone")],
 )
 def test_undefined_variable_is_a_template_error(tmp_path, sample_digest, name, expression, missing):
-    write(tmp_path, name, f"Hello {{{{ {expression} }}}}\n")
+    path = write(tmp_path, name, f"Line one\nHello {{{{ {expression} }}}}\n")
     with pytest.raises(TemplateError) as caught:
         render_digest(make_environment(tmp_path), sample_digest)
     assert caught.value.name == name
     assert f"'{missing}'" in str(caught.value)
+    assert f" at {path}:2; check the variable names" in str(caught.value)
 
 
 def test_undefined_variable_is_an_error_even_when_only_tested(tmp_path, sample_digest):
