@@ -95,8 +95,8 @@ def render_template(env: jinja2.Environment, name: str, context: dict[str, objec
         where = f"{exc.filename or name}:{exc.lineno}"
         raise TemplateError(name, f"syntax error at {where}: {exc.message}") from exc
     except jinja2.UndefinedError as exc:
-        where = _template_frame(exc)
-        at = f" at {where}" if where else ""
+        frame = _template_frame(exc)
+        at = f" at {frame}" if frame else ""
         raise TemplateError(name, f"{exc.message}{at}; check the variable names") from exc
 
 
