@@ -299,3 +299,21 @@ def test_internationalised_address_needs_smtputf8(workdir: Path, offered: bool) 
         assert rows["zoë@exämple.org"] == (
             "failed", 1, None, "internationalised address, and the server lacks SMTPUTF8")
         assert "zoë@exämple.org" not in delivered
+
+
+def test_quiet_prints_nothing_but_the_exit_code_still_speaks(
+    workdir: Path, smtp_server: FaultyServer
+) -> None:
+    smtp_server.fail_rcpt("reader1@example.org", 550, "no such user")
+    code, out, err = send(smtp_server, "--quiet")
+    assert (code, out, err) == (3, "", "")
+
+
+def test_progress_is_logged_off_a_terminal_and_summarised(
+    workdir: Path, smtp_server: FaultyServer
+) -> None:
+    smtp_server.delay_data(5.5, times=1)
+    code, out, err = send(smtp_server, "--concurrency", "2", "--timeout", "10")
+    assert code == 0
+    assert "progress: " in err and " sent, " in err and "ETA" in err
+    assert out.startswith("Sent 5 messages via smtp://")
