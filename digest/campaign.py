@@ -77,6 +77,7 @@ class SendReport:
     variants: int = 0
     skips: tuple[tuple[str, str], ...] = ()
     send_s: float = 0.0  # the delivery phase alone, after the lists are read
+    retries: int = 0  # transient failures retried within this run
 
     @property
     def exit_code(self) -> int:
@@ -96,6 +97,7 @@ class SendReport:
             "recipients": self.recipients,
             **{key: self.counts.get(key, 0) for key in keys},
             "sent_this_run": self.sent_now,
+            "retries_this_run": self.retries,
             "articles": self.articles,
             "variants": self.variants,
             "skips": [{"email": e, "reason": r} for e, r in self.skips],
@@ -191,7 +193,8 @@ def send(
             journal.close()
     return SendReport(campaign, len(articles), recipients, counts, tally.sent, recovered,
                       time.monotonic() - started, todo=todo, aborted=aborted,
-                      variants=len(variants), skips=skips, send_s=send_s)
+                      variants=len(variants), skips=skips, send_s=send_s,
+                      retries=tally.retries)
 
 
 def _jobs(journal: Journal, campaign: str, variants: Variants) -> Iterator[Job]:

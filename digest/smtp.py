@@ -37,7 +37,6 @@ from digest.errors import ConfigError, TransportError
 from digest.message import Envelope
 from digest.transports import BeforeData, Delivery
 
-TLS_POLICIES = ("auto", "require", "allow-plaintext")
 THROTTLE_CODES = (421, 454)
 
 

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from digest.errors import ConfigError, DigestError, SubscriberError
+from digest.errors import DigestError, SubscriberError
 
 REASONS = ("unsubscribed", "bounced", "complained", "manual")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -43,13 +43,6 @@ class Suppression:
     reason: str
     source: str
     created_at: str
-
-
-def check_reason(reason: str) -> str:
-    if reason not in REASONS:
-        raise ConfigError(f"unknown reason {reason!r}; use one of {', '.join(REASONS)}",
-                          source="--reason")
-    return reason
 
 
 def spreadsheet_safe(cell: str) -> str:
