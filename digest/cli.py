@@ -28,20 +28,46 @@ from digest.clikit import (
     warn,
 )
 from digest.config import DEFAULT_CONFIG, FILE_ONLY_KEYS, read_config
+from digest.errors import ConfigError
 
 if TYPE_CHECKING:
     from digest.model import Article
 
 
-def _flag_names(group: click.Group) -> dict[str, str]:
-    """Config keys (long flag names) to parameter names, across all commands."""
-    names: dict[str, str] = {}
+def _flag_params(group: click.Group) -> dict[str, click.Parameter]:
+    """Config keys (long flag names, with underscores) to their options, across
+    all commands."""
+    params: dict[str, click.Parameter] = {}
     for command in group.commands.values():
         for param in command.params:
             for opt in getattr(param, "opts", []):
                 if opt.startswith("--") and param.name:
-                    names[opt[2:].replace("-", "_")] = param.name
-    return names
+                    params.setdefault(opt[2:].replace("-", "_"), param)
+    return params
+
+
+def _config_defaults(ctx: click.Context, path: Path, params: dict[str, click.Parameter],
+                     values: dict[str, object]) -> dict[str, object]:
+    """The file's values as option defaults, each checked against its option's
+    type now, so a bad value is reported as the file's, not as a flag's."""
+    defaults: dict[str, object] = {}
+    for key, value in values.items():
+        param = params[key]
+        name = key.replace("_", "-")
+        if getattr(param, "multiple", False):
+            if isinstance(value, str):
+                value = [value]  # tag = "climate" means tag = ["climate"]
+            elif not isinstance(value, list):
+                raise ConfigError(f"bad value for '{name}': expected a list, e.g. "
+                                  f'{name} = ["first", "second"]', source=str(path))
+        try:
+            param.type_cast_value(ctx, value)
+        except (click.BadParameter, TypeError, ValueError) as exc:
+            message = exc.message if isinstance(exc, click.BadParameter) else str(exc)
+            raise ConfigError(f"bad value for '{name}': {message}", source=str(path)) from exc
+        assert param.name is not None
+        defaults[param.name] = value
+    return defaults
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -63,11 +89,11 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     if path is None:
         return
     assert isinstance(ctx.command, click.Group)
-    flags = _flag_names(ctx.command)
+    flags = _flag_params(ctx.command)
     values = read_config(path, [*flags, *FILE_ONLY_KEYS])
     ctx.obj = {k: values.pop(k) for k in FILE_ONLY_KEYS if k in values}
-    params = {flags[k]: v for k, v in values.items()}
-    ctx.default_map = {name: params for name in ctx.command.commands}
+    defaults = _config_defaults(ctx, path, flags, values)
+    ctx.default_map = {name: defaults for name in ctx.command.commands}
 
 
 def _article_json(article: Article, summary: str) -> dict[str, Any]:

@@ -78,6 +78,30 @@ def test_unknown_config_key_is_refused(workdir: Path) -> None:
     assert err.startswith("Error: digest.toml: unknown key 'nmae'; known keys: articles, as_of,")
 
 
+@pytest.mark.parametrize(
+    ("toml", "message"),
+    [
+        ('limit = "ten"\n', "Error: digest.toml: bad value for 'limit': 'ten' is not a valid "
+                             "integer range.\n"),
+        ("tag = 5\n", "Error: digest.toml: bad value for 'tag': expected a list, e.g. "
+                      'tag = ["first", "second"]\n'),
+        ('since = "7x"\n', "Error: digest.toml: bad value for 'since': '7x' is neither a "
+                           "duration (7d, 2w, 36h) nor an ISO date (2026-11-21)\n"),
+    ],
+)
+def test_bad_config_values_name_the_file(workdir: Path, toml: str, message: str) -> None:
+    (workdir / "digest.toml").write_text(toml, encoding="utf-8")
+    code, _, err = run("articles", "--as-of", AS_OF)
+    assert (code, err) == (1, message)
+
+
+def test_a_single_tag_in_the_config_is_a_list_of_one(workdir: Path) -> None:
+    (workdir / "digest.toml").write_text('tag = "culture"\n', encoding="utf-8")
+    _, out, _ = run("articles", "--as-of", AS_OF, "--format", "json")
+    items = json.loads(out)
+    assert items and all("Culture" in item["tags"] for item in items)
+
+
 def test_build_writes_three_files(workdir: Path) -> None:
     code, out, _ = run("build", "--as-of", AS_OF, "--out", "build")
     assert code == 0
