@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.policy import SMTP
-from email.utils import format_datetime, parseaddr
+from email.utils import format_datetime, getaddresses, parseaddr
 from urllib.parse import quote
 
 from digest.errors import ConfigError, HeaderError, TemplateError
@@ -141,6 +141,9 @@ class Identity:
 
     def check(self) -> None:
         address = self.address
+        for flag, value in (("--from", self.sender), ("--reply-to", self.reply_to)):
+            if value and not _CONTROL.search(value) and len(getaddresses([value])) != 1:
+                raise ConfigError(f"{value!r} must be exactly one address", source=flag)
         if "@" not in address or not self.domain or _CONTROL.search(self.sender):
             raise ConfigError(
                 f"from address {self.sender!r} is not an address; set it like "
@@ -247,7 +250,11 @@ class MessageTemplate:
             ("Date", format_datetime(sent_at)),
             ("List-Id", list_id),
         ]
-        return "".join(SMTP.fold(k, header_value(k, v)) for k, v in headers).encode("ascii")
+        # A header object (not a bare string) makes the policy RFC 2047-encode
+        # non-ASCII text, so "Café Weekly" and curly quotes in titles stay 7-bit.
+        return "".join(
+            SMTP.header_factory(k, header_value(k, v)).fold(policy=SMTP) for k, v in headers
+        ).encode("ascii")
 
     def unsubscribe_url(self, email: str) -> str:
         if _URL_SAFE.fullmatch(email):

@@ -114,6 +114,17 @@ def test_build_writes_three_files(workdir: Path) -> None:
     assert message["To"] == "Sample Reader <reader@example.org>"
 
 
+def test_non_ascii_names_and_titles_are_encoded_in_headers(workdir: Path) -> None:
+    code, _, err = run("build", "--as-of", AS_OF, "--out", "build", "--name", "Café Weekly",
+                       "--from", "Zoë’s Desk <desk@example.org>")
+    assert code == 0, err
+    data = (workdir / "build" / "sample.eml").read_bytes()
+    assert data.isascii()
+    message = email.message_from_bytes(data, policy=email.policy.default)
+    assert message["Subject"].startswith("Café Weekly, November 28, 2026: ")
+    assert message["From"].addresses[0].display_name == "Zoë’s Desk"
+
+
 def test_send_fills_the_maildir_with_parseable_messages(workdir: Path) -> None:
     code, out, _ = run("send", "--as-of", AS_OF, "--list", "subscribers.csv",
                        "--transport", "maildir:box")
@@ -186,6 +197,8 @@ def test_bad_article_is_a_warning_and_strict_makes_it_an_error(workdir: Path) ->
             "smtp://[user@]host[:port] or smtps://[user@]host[:port]")),
         (["build", "--as-of", AS_OF, "--templates", "missing"],
          1, "Error: --templates: missing is not a folder; point it at a folder of templates"),
+        (["build", "--as-of", AS_OF, "--from", "a@example.org, b@example.org"],
+         1, "Error: --from: 'a@example.org, b@example.org' must be exactly one address"),
         (["build", "--as-of", AS_OF, "--from", "nobody"],
          1, ("Error: --from: from address 'nobody' is not an address; set it like "
             "'Harbour Weekly <news@example.org>'")),
