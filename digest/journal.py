@@ -41,6 +41,7 @@ CREATE TABLE IF NOT EXISTS deliveries (
     status      TEXT NOT NULL,
     attempts    INTEGER NOT NULL DEFAULT 0,
     resends     INTEGER NOT NULL DEFAULT 0,
+    bounced     INTEGER NOT NULL DEFAULT 0,  -- a 5xx to RCPT: feeds the suppression list
     last_code   INTEGER,
     last_reply  TEXT,
     created_at  TEXT NOT NULL,
@@ -82,6 +83,7 @@ class Update:
     reply: str | None = None
     attempted: bool = False
     resend: bool = False
+    bounced: bool = False
 
 
 class Journal:
@@ -176,10 +178,10 @@ class Journal:
         with self._transaction():
             self._db.executemany(
                 "UPDATE deliveries SET status=?, attempts=attempts+?,"
-                " resends=resends+?, last_code=COALESCE(?, last_code),"
+                " resends=resends+?, bounced=?, last_code=COALESCE(?, last_code),"
                 " last_reply=COALESCE(?, last_reply), updated_at=?"
                 " WHERE campaign=? AND key=?",
-                [(u.status, int(u.attempted), int(u.resend), u.code, u.reply, now,
+                [(u.status, int(u.attempted), int(u.resend), int(u.bounced), u.code, u.reply, now,
                   campaign, u.email.casefold()) for u in updates],
             )
 
@@ -222,10 +224,10 @@ class Journal:
         return cursor.rowcount
 
     def bounced(self, campaign: str) -> list[str]:
-        """Recipients whose send failed with a permanent (5xx) reply."""
+        """Recipients whose address the server refused for good (5xx to RCPT)."""
         cursor = self._db.execute(
-            "SELECT email FROM deliveries WHERE campaign=? AND status='failed'"
-            " AND last_code BETWEEN 500 AND 599", (campaign,))
+            "SELECT email FROM deliveries WHERE campaign=? AND status='failed' AND bounced=1",
+            (campaign,))
         return [email for (email,) in cursor]
 
     def campaigns(self) -> list[str]:

@@ -228,7 +228,8 @@ class Sender:
         retry = (delivery.status == "deferred" and attempt < self.options.max_attempts
                  and self._fatal is None)
         self._waiting.append(Update(job.envelope.recipient, delivery.status, delivery.code,
-                                    delivery.reply or None, attempted=not delivery.connection))
+                                    delivery.reply or None, attempted=not delivery.connection,
+                                    bounced=delivery.bounce))
         if not retry:
             self.tally.add(delivery.status)
             return

@@ -182,7 +182,10 @@ class SmtpConnection:
                 f"({exc.verify_message}); nothing was sent. Use --ca-file for a private CA"
             ) from exc
         except aiosmtplib.SMTPResponseException as exc:
-            return self._refused(envelope, exc.code, exc.message, connection=True)
+            # A refusal before any recipient was named is the server's state, not
+            # this recipient's fate: never a failure, always worth another try.
+            return Delivery(envelope, "deferred", exc.code, " ".join(exc.message.split()),
+                            connection=True, throttled=exc.code in THROTTLE_CODES)
         except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
             return Delivery(envelope, "deferred", None, f"cannot connect: {exc}", connection=True)
         return await self._transaction(self._smtp, envelope, before_data)
@@ -218,9 +221,19 @@ class SmtpConnection:
                 raise aiosmtplib.SMTPDataError(response.code, response.message)
         except aiosmtplib.SMTPResponseException as exc:
             await self._reset(smtp, exc.code)
-            # 552 to RCPT is "too many recipients" in practice: worth a retry.
-            rcpt_552 = exc.code == 552 and isinstance(exc, aiosmtplib.SMTPRecipientRefused)
-            return self._refused(envelope, exc.code, exc.message, transient=rcpt_552)
+            if isinstance(exc, aiosmtplib.SMTPSenderRefused) and exc.code >= 500:
+                raise TransportError(
+                    f"{self.config.host} refused the sender {envelope.sender}: {exc.code} "
+                    f"{' '.join(exc.message.split())}; the run stopped. Check --from",
+                    code=exc.code,
+                ) from exc
+            at_rcpt = isinstance(exc, aiosmtplib.SMTPRecipientRefused)
+            # 552 to RCPT is "too many recipients" in practice: worth a retry. Only
+            # a permanent refusal of the recipient itself is a bounce; one of the
+            # message (at DATA) says nothing about the address.
+            return self._refused(envelope, exc.code, exc.message,
+                                 transient=at_rcpt and exc.code == 552,
+                                 bounce=at_rcpt and exc.code >= 500)
         except (TimeoutError, OSError, aiosmtplib.SMTPServerDisconnected,
                 aiosmtplib.SMTPTimeoutError) as exc:
             smtp.close()
@@ -258,10 +271,10 @@ class SmtpConnection:
 
     @staticmethod
     def _refused(envelope: Envelope, code: int, message: str, *,
-                 connection: bool = False, transient: bool = False) -> Delivery:
+                 transient: bool = False, bounce: bool = False) -> Delivery:
         status = "deferred" if transient or 400 <= code < 500 else "failed"
         return Delivery(envelope, status, code, " ".join(message.split()),  # type: ignore[arg-type]
-                        connection=connection, throttled=code in THROTTLE_CODES)
+                        throttled=code in THROTTLE_CODES, bounce=bounce and status == "failed")
 
     async def close(self) -> None:
         if self._smtp is not None and self._smtp.is_connected:

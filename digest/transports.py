@@ -28,7 +28,8 @@ class Delivery:
     """What became of one envelope. ``deferred`` is a transient failure (worth
     a retry), ``failed`` a permanent one, ``ambiguous`` a connection lost after
     the final dot. ``connection`` marks a failure of the connection rather
-    than of the recipient; ``throttled`` a server asking us to slow down."""
+    than of the recipient; ``throttled`` a server asking us to slow down;
+    ``bounce`` a permanent refusal of the address, which suppresses it."""
 
     envelope: Envelope
     status: Status
@@ -36,6 +37,7 @@ class Delivery:
     reply: str = ""
     connection: bool = False
     throttled: bool = False
+    bounce: bool = False  # the server refused this address for good (5xx to RCPT)
 
 
 BeforeData = Callable[[], Awaitable[None]]

@@ -317,3 +317,41 @@ def test_progress_is_logged_off_a_terminal_and_summarised(
     assert code == 0
     assert "progress: " in err and " sent, " in err and "ETA" in err
     assert out.startswith("Sent 5 messages via smtp://")
+
+
+def suppressed(workdir: Path) -> list[str]:
+    result = CliRunner().invoke(cli, ["suppress", "list", "--format", "json"])
+    return [entry["email"] for entry in json.loads(result.stdout)]
+
+
+def test_only_a_refused_recipient_is_a_bounce(workdir: Path, smtp_server: FaultyServer) -> None:
+    smtp_server.fail_rcpt("reader1@example.org", 550, "no such user", times=5)
+    smtp_server.fail_data("reader2@example.org", 554, "message looks like spam", times=5)
+    code, _, _ = send(smtp_server)
+    assert code == 3
+    rows = journal(workdir)
+    assert rows["reader1@example.org"][0] == rows["reader2@example.org"][0] == "failed"
+    assert suppressed(workdir) == ["reader1@example.org"]
+
+
+def test_a_refusing_greeting_defers_everyone_and_bounces_no_one(
+    workdir: Path, smtp_server: FaultyServer
+) -> None:
+    smtp_server.fail_greeting(554, times=50)
+    code, _, err = send(smtp_server, "--concurrency", "1", "--max-connection-errors", "4")
+    assert code == 69
+    assert "stopped after 4 connection errors in a row (last: 554" in err
+    assert {status for status, *_ in journal(workdir).values()} <= {"pending", "deferred"}
+    assert suppressed(workdir) == []
+
+
+def test_a_refused_sender_stops_the_run_without_blaming_recipients(
+    workdir: Path, smtp_server: FaultyServer
+) -> None:
+    smtp_server.throttle(550, times=50)  # a 5xx to MAIL FROM
+    code, _, err = send(smtp_server, "--concurrency", "1")
+    assert code == 1
+    assert err.startswith("Error: 127.0.0.1 refused the sender digest@example.org: 550 ")
+    assert err.rstrip().endswith("the run stopped. Check --from")
+    assert "failed" not in {status for status, *_ in journal(workdir).values()}
+    assert suppressed(workdir) == []
