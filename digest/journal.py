@@ -248,4 +248,15 @@ class _Transaction:
         self._db.execute("BEGIN IMMEDIATE")
 
     def __exit__(self, kind: object, value: object, tb: object) -> None:
-        self._db.execute("COMMIT" if kind is None else "ROLLBACK")
+        if kind is None:
+            try:
+                self._db.execute("COMMIT")
+                return
+            except sqlite3.Error as exc:
+                value = exc
+        if self._db.in_transaction:
+            self._db.execute("ROLLBACK")
+        if isinstance(value, sqlite3.Error):
+            # A full disk or a locked file: one line, and the journal as it was.
+            raise DigestError(f"the journal could not be written ({value}); it holds "
+                              "everything up to the last good write, so run again") from value

@@ -147,9 +147,10 @@ class Sender:
         self._flushed: asyncio.Future[None] | None = None
 
     def _commit(self, *extra: Update) -> None:
-        updates, self._waiting = [*self._waiting, *extra], []
+        updates = [*self._waiting, *extra]
         if updates:
-            self.journal.apply(self.campaign, updates)
+            self.journal.apply(self.campaign, updates)  # on failure, keep them waiting
+        self._waiting = []
 
     async def run(self, jobs: Iterable[Job]) -> None:
         source = iter(jobs)
