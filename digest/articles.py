@@ -158,8 +158,8 @@ def load_bios(root: Path) -> dict[str, str]:
     bios = {}
     for author, entry in data.items():
         bio = entry.get("bio") if isinstance(entry, dict) else entry
-        if isinstance(bio, str) and bio.strip():
-            bios[str(author)] = " ".join(bio.split())
+        if isinstance(bio, str) and clean_text(bio):
+            bios[clean_text(str(author))] = clean_text(bio)
     return bios
 
 

@@ -92,6 +92,10 @@ def cli(ctx: click.Context, config: Path | None) -> None:
     flags = _flag_params(ctx.command)
     values = read_config(path, [*flags, *FILE_ONLY_KEYS])
     ctx.obj = {k: values.pop(k) for k in FILE_ONLY_KEYS if k in values}
+    for key, value in ctx.obj.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"bad value for '{key.replace('_', '-')}': expected a string",
+                              source=str(path))
     defaults = _config_defaults(ctx, path, flags, values)
     ctx.default_map = {name: defaults for name in ctx.command.commands}
 

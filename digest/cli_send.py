@@ -22,6 +22,7 @@ from digest.clikit import (
     state_option,
     warn,
 )
+from digest.errors import ConfigError
 
 if TYPE_CHECKING:
     from digest.campaign import SendReport
@@ -118,6 +119,9 @@ def send(obj: dict[str, Any] | None, /, lists: tuple[Path, ...], transport: str,
     from digest.send import SendOptions
     from digest.transports import make_transport
 
+    if report_file is not None and not report_file.parent.is_dir():
+        raise ConfigError(f"the folder of {report_file} does not exist; create it first",
+                          source="--report")
     now = datetime.now(UTC)
     password = os.environ.get("DIGEST_SMTP_PASSWORD") or (obj or {}).get("smtp_password")
     connection = make_transport(

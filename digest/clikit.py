@@ -32,10 +32,8 @@ class DateTimeParam(click.ParamType):  # type: ignore[type-arg]
     name = "DATETIME"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, datetime):
-            return value
         try:
-            return parse_datetime(str(value))
+            return parse_datetime(value if isinstance(value, datetime) else str(value))
         except ValueError as exc:
             self.fail(str(exc), param, ctx)
 
@@ -45,7 +43,11 @@ class SinceParam(click.ParamType):  # type: ignore[type-arg]
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         text = str(value)
-        if parse_duration(text) is None:
+        try:
+            duration = parse_duration(text)
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if duration is None:
             try:
                 parse_datetime(text)
             except ValueError:

@@ -112,14 +112,20 @@ def parse_duration(text: str) -> timedelta | None:
     match = _DURATION.match(text)
     if not match:
         return None
-    return timedelta(**{_DURATION_UNITS[match[2].lower()]: int(match[1])})
+    try:
+        return timedelta(**{_DURATION_UNITS[match[2].lower()]: int(match[1])})
+    except OverflowError:
+        raise ValueError(f"{text!r} is too long a duration") from None
 
 
 def parse_since(text: str, as_of: datetime) -> datetime:
     """The start of the window: a duration back from ``as_of``, or an ISO date/datetime."""
     duration = parse_duration(text)
     if duration is not None:
-        return as_of - duration
+        try:
+            return as_of - duration
+        except OverflowError:
+            raise ValueError(f"{text!r} before {as_of.date()} is before the year 1") from None
     try:
         return parse_datetime(text)
     except ValueError:

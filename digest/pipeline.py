@@ -86,9 +86,15 @@ def campaign_id(as_of: datetime, lists: Sequence[Path], tags: Sequence[str]) -> 
 
 
 def write_atomic(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a temporary file and a rename, so no
+    reader ever sees half of it."""
     tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        raise DigestError(f"cannot write {path}: {exc.strerror}") from exc
 
 
 @dataclass(frozen=True, slots=True)

@@ -88,6 +88,9 @@ def read_markdown(text: str) -> RawArticle:
         problem = getattr(exc, "problem", None) or "invalid YAML"
         line = mark.line + 2 if mark is not None else 1
         raise LayoutError(f"front matter is not valid YAML: {problem}", line) from exc
+    except (ValueError, OverflowError) as exc:
+        # YAML builds dates itself, and "2026-13-45" fails there, not in our parsers.
+        raise LayoutError(f"front matter has a value YAML cannot read: {exc}", 2) from exc
     if not isinstance(meta, dict):
         raise LayoutError("front matter must be a mapping of 'key: value' lines", 2)
     key_lines: dict[str, int] = {}

@@ -98,6 +98,10 @@ def render_template(env: jinja2.Environment, name: str, context: dict[str, objec
         frame = _template_frame(exc)
         at = f" at {frame}" if frame else ""
         raise TemplateError(name, f"{exc.message}{at}; check the variable names") from exc
+    except Exception as exc:  # templates are the user's code: {{ 1/0 }}, a bad filter
+        frame = _template_frame(exc)
+        at = f" at {frame}" if frame else ""
+        raise TemplateError(name, f"{type(exc).__name__}: {exc}{at}") from exc
 
 
 def _template_frame(exc: BaseException) -> str | None:
