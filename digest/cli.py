@@ -34,16 +34,34 @@ if TYPE_CHECKING:
     from digest.model import Article
 
 
+def _commands(group: click.Group) -> list[click.Command]:
+    """Every command under ``group``, subcommands of its groups included."""
+    found: list[click.Command] = []
+    for command in group.commands.values():
+        found.append(command)
+        if isinstance(command, click.Group):
+            found += _commands(command)
+    return found
+
+
 def _flag_params(group: click.Group) -> dict[str, click.Parameter]:
     """Config keys (long flag names, with underscores) to their options, across
     all commands."""
     params: dict[str, click.Parameter] = {}
-    for command in group.commands.values():
+    for command in _commands(group):
         for param in command.params:
             for opt in getattr(param, "opts", []):
                 if opt.startswith("--") and param.name:
                     params.setdefault(opt[2:].replace("-", "_"), param)
     return params
+
+
+def _default_map(group: click.Group, defaults: dict[str, object]) -> dict[str, object]:
+    """Click looks defaults up by command path, so groups get a nested map."""
+    return {
+        name: _default_map(command, defaults) if isinstance(command, click.Group) else defaults
+        for name, command in group.commands.items()
+    }
 
 
 def _config_defaults(ctx: click.Context, path: Path, params: dict[str, click.Parameter],
@@ -96,8 +114,7 @@ def cli(ctx: click.Context, config: Path | None) -> None:
         if not isinstance(value, str):
             raise ConfigError(f"bad value for '{key.replace('_', '-')}': expected a string",
                               source=str(path))
-    defaults = _config_defaults(ctx, path, flags, values)
-    ctx.default_map = {name: defaults for name in ctx.command.commands}
+    ctx.default_map = _default_map(ctx.command, _config_defaults(ctx, path, flags, values))
 
 
 def _article_json(article: Article, summary: str) -> dict[str, Any]:

@@ -218,3 +218,13 @@ def test_help_shows_examples_and_env_vars() -> None:
     assert code == 0
     assert "digest send --since 7d --list subscribers.example.csv" in out
     assert "DIGEST_TRANSPORT" in out
+
+
+def test_config_reaches_subcommands_of_groups(workdir: Path) -> None:
+    (workdir / "digest.toml").write_text('state = "st"\n', encoding="utf-8")
+    code, _, _ = run("suppress", "add", "ben.holloway@example.com")
+    assert code == 0
+    assert (workdir / "st" / "suppressions.sqlite3").is_file()
+    assert not (workdir / ".digest").exists()
+    _, out, _ = run("subscribers", "check", "--list", "subscribers.csv", "--format", "json")
+    assert json.loads(out)["suppressed"] == 2
