@@ -14,9 +14,10 @@ The clock is read by the caller and passed in as ``now``.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -26,6 +27,7 @@ from digest.config import Settings
 from digest.journal import Entry, Journal
 from digest.lock import StateLock
 from digest.message import message_id
+from digest.model import Article
 from digest.pipeline import (
     Warn,
     campaign_id,
@@ -166,6 +168,7 @@ def send(
     with StateLock(request.state), Suppressions(request.state) as suppressions:
         journal = Journal(journal_path(request.state), enabled=request.journal)
         try:
+            journal.pin(campaign, selection_key(settings.articles, articles))
             journal.add(campaign, _entries(rows, variants, suppressions, warn))
             recovered = journal.recover(campaign)
             journal.apply_suppressions(campaign, suppressions.path)
@@ -195,6 +198,15 @@ def send(
                       time.monotonic() - started, todo=todo, aborted=aborted,
                       variants=len(variants), skips=skips, send_s=send_s,
                       retries=tally.retries)
+
+
+def selection_key(root: Path, articles: Sequence[Article]) -> str:
+    """What identifies an issue's articles: their files (relative to the articles
+    folder) and dates, not their text, so fixing a typo between a crash and the
+    rerun is fine."""
+    listing = "\n".join(f"{a.source.relative_to(root)}\t{a.date.isoformat()}"
+                        for a in articles)
+    return hashlib.sha256(listing.encode()).hexdigest()
 
 
 def _jobs(journal: Journal, campaign: str, variants: Variants) -> Iterator[Job]:

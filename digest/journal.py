@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from digest.errors import DigestError
+from digest.errors import ConfigError, DigestError
 
 STATUSES = ("pending", "inflight", "sent", "deferred", "failed", "ambiguous", "skipped",
             "suppressed")
@@ -49,6 +49,11 @@ CREATE TABLE IF NOT EXISTS deliveries (
     PRIMARY KEY (campaign, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deliveries_status ON deliveries (campaign, status);
+CREATE TABLE IF NOT EXISTS campaigns (
+    campaign    TEXT PRIMARY KEY,
+    selection   TEXT NOT NULL,  -- which articles make up this issue (see pin)
+    created_at  TEXT NOT NULL
+) WITHOUT ROWID;
 """
 
 
@@ -161,6 +166,21 @@ class Journal:
             (campaign,),
         ).fetchone()
         return int(count)
+
+    def pin(self, campaign: str, selection: str) -> None:
+        """Tie a campaign to its selection of articles. A rerun that would select
+        other articles is refused: it would send a different issue under the same
+        campaign, to some people and not others."""
+        with self._transaction():
+            self._db.execute("INSERT OR IGNORE INTO campaigns VALUES (?, ?, ?)",
+                             (campaign, selection, _now()))
+            (pinned,) = self._db.execute("SELECT selection FROM campaigns WHERE campaign=?",
+                                         (campaign,)).fetchone()
+        if pinned != selection:
+            raise ConfigError(
+                f"campaign {campaign} was started with another selection of articles; run it "
+                "again with the same --as-of, --since, --tag and --limit, or start a new "
+                "issue with --campaign", source="--campaign")
 
     def recover(self, campaign: str) -> int:
         """Turn rows left in flight by a crash into ambiguous ones; return how many."""

@@ -355,3 +355,16 @@ def test_a_refused_sender_stops_the_run_without_blaming_recipients(
     assert err.rstrip().endswith("the run stopped. Check --from")
     assert "failed" not in {status for status, *_ in journal(workdir).values()}
     assert suppressed(workdir) == []
+
+
+def test_a_campaign_keeps_its_articles(workdir: Path, smtp_server: FaultyServer) -> None:
+    smtp_server.fail_rcpt("reader3@example.org", 451, "later", times=1)
+    assert send(smtp_server, "--max-attempts", "1")[0] == 3
+    code, _, err = send(smtp_server, "--since", "1d", "--campaign", "2026-W48-five-all")
+    assert code == 1
+    assert err == (
+        "Error: --campaign: campaign 2026-W48-five-all was started with another selection of "
+        "articles; run it again with the same --as-of, --since, --tag and --limit, or start a "
+        "new issue with --campaign\n")
+    assert send(smtp_server)[0] == 0
+    assert recipients(smtp_server)["reader3@example.org"] == 1
