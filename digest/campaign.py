@@ -120,6 +120,7 @@ def _entries(rows: Iterator[Row], variants: Variants, suppressions: SuppressionC
              warn: Warn) -> Iterator[Entry]:
     """Journal entries for the list's rows, with each person's status decided."""
     domain = variants.identity.domain
+    said: list[tuple[str, str, str]] = []  # unsubscribes from the lists, added in batches
     for row in rows:
         for warning in row.warnings:
             warn(str(warning))
@@ -129,7 +130,10 @@ def _entries(rows: Iterator[Row], variants: Variants, suppressions: SuppressionC
             continue
         email, tags = subscriber.email, ";".join(subscriber.tags)
         if row.suppress:
-            suppressions.add([(email, row.suppress, f"list:{row.path.name}")])
+            said.append((email, row.suppress, f"list:{row.path.name}"))
+            if len(said) >= 10_000:
+                suppressions.add(said)
+                said = []
         mid = message_id(variants.campaign, email, domain)
         reason = row.suppress or suppressions.reason(email)
         if reason:
@@ -139,6 +143,7 @@ def _entries(rows: Iterator[Row], variants: Variants, suppressions: SuppressionC
             yield email, subscriber.name, tags, mid, "skipped", why
         else:
             yield email, subscriber.name, tags, mid, "pending", None
+    suppressions.add(said)
 
 
 def send(
