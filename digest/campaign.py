@@ -224,15 +224,22 @@ def _jobs(journal: Journal, campaign: str, variants: Variants) -> Iterator[Job]:
 
 def _dry_run(campaign: str, articles: int, rows: Iterator[Row], variants: Variants,
              state: Path, warn: Warn) -> SendReport:
-    """Count what a send would do, writing nothing (not even the state folder)."""
+    """Count what a send would do, from the lists, the suppression list and
+    what the journal says was done already, writing nothing."""
     counts: dict[str, int] = {}
     store = Suppressions(state) if (state / "suppressions.sqlite3").is_file() else None
+    journal = Journal(journal_path(state)) if journal_path(state).is_file() else None
     try:
         for entry in _entries(rows, variants, _ReadOnly(store), warn):
-            counts[entry[4]] = counts.get(entry[4], 0) + 1
+            status = entry[4]
+            if status == "pending" and journal is not None:
+                to_do, known = journal.still_to_do(variants.campaign, entry[0])
+                status = "pending" if to_do else known or status
+            counts[status] = counts.get(status, 0) + 1
     finally:
-        if store is not None:
-            store.close()
+        for opened in (store, journal):
+            if opened is not None:
+                opened.close()
     return SendReport(campaign, articles, sum(counts.values()), counts, dry_run=True,
                       todo=counts.get("pending", 0), variants=len(variants))
 

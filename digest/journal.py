@@ -160,6 +160,13 @@ class Journal:
                 yield email, name, tags, status == "ambiguous"
             last = rows[-1][0]
 
+    def still_to_do(self, campaign: str, email: str) -> tuple[bool, str | None]:
+        """(whether a run would send to ``email``, its status if it has a row)."""
+        row = self._db.execute(
+            f"SELECT status, {_TO_DO} FROM deliveries WHERE campaign=? AND key=?",
+            (campaign, email.casefold())).fetchone()
+        return (True, None) if row is None else (bool(row[1]), str(row[0]))
+
     def count_todo(self, campaign: str) -> int:
         (count,) = self._db.execute(
             f"SELECT COUNT(*) FROM deliveries WHERE campaign=? AND {_TO_DO}",

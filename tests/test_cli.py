@@ -228,3 +228,12 @@ def test_config_reaches_subcommands_of_groups(workdir: Path) -> None:
     assert not (workdir / ".digest").exists()
     _, out, _ = run("subscribers", "check", "--list", "subscribers.csv", "--format", "json")
     assert json.loads(out)["suppressed"] == 2
+
+
+def test_dry_run_after_a_send_knows_who_already_got_it(workdir: Path) -> None:
+    assert run("send", "--as-of", AS_OF, "--list", "subscribers.csv")[0] == 0
+    code, out, _ = run("send", "--as-of", AS_OF, "--list", "subscribers.csv", "--dry-run")
+    assert code == 0
+    assert out == ("Dry run: would send 0 messages (9 articles, 4 variants) via maildir:outbox, "
+                   "campaign 2026-W48-subscribers-all; 5 sent, 1 suppressed. "
+                   "Nothing was delivered.\n")
