@@ -71,17 +71,9 @@ def suppress() -> None:
 @reports_errors
 def add(emails: tuple[str, ...], reason: str, state: Path) -> None:
     """Suppress these addresses."""
-    from email_validator import EmailNotValidError, validate_email
+    from digest.suppression import Suppressions, checked_addresses
 
-    from digest.errors import ConfigError
-    from digest.suppression import Suppressions
-
-    checked = []
-    for email in emails:
-        try:
-            checked.append(validate_email(email.strip(), check_deliverability=False).normalized)
-        except EmailNotValidError as exc:
-            raise ConfigError(f"{email!r} is not an email address: {exc}") from exc
+    checked = checked_addresses(emails)
     with Suppressions(state) as store:
         added = store.add((e, reason, "manual") for e in checked)
     click.echo(f"Suppressed {added} new addresses ({len(checked) - added} already were).")

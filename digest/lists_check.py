@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from digest.articles import load_articles
+from digest.pipeline import known_tags
 from digest.subscribers import read_rows
 from digest.suppression import Suppressions
 
@@ -34,8 +35,7 @@ def check_lists(paths: Sequence[Path], *, list_format: str | None, articles: Pat
     """Count valid, invalid, duplicate and suppressed rows across ``paths``."""
     known = None
     if articles.is_dir():
-        loaded = load_articles(articles)
-        known = frozenset(s for a in loaded.articles for s in a.tag_slugs)
+        known = known_tags(load_articles(articles))
     store = Suppressions(state) if (state / "suppressions.sqlite3").is_file() else None
     result = CheckResult()
     seen: dict[str, bool] = {}  # address -> counted as suppressed

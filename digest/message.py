@@ -180,7 +180,6 @@ def message_id(campaign: str, email: str, domain: str) -> str:
 class _Part:
     statics: tuple[bytes, ...]
     fields: tuple[str, ...]
-    used: frozenset[str]
 
 
 def _compile_part(text: str) -> _Part:
@@ -195,7 +194,7 @@ def _compile_part(text: str) -> _Part:
         if index < len(fields) and encoded and not encoded.endswith(b"\r\n"):
             encoded += _SOFT_BREAK
         statics.append(encoded)
-    return _Part(tuple(statics), fields, frozenset(fields))
+    return _Part(tuple(statics), fields)
 
 
 class MessageTemplate:

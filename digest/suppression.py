@@ -45,6 +45,19 @@ class Suppression:
     created_at: str
 
 
+def checked_addresses(emails: Iterable[str]) -> list[str]:
+    """The addresses, normalised; the first that is not one is a ConfigError."""
+    from email_validator import EmailNotValidError, validate_email
+
+    checked = []
+    for email in emails:
+        try:
+            checked.append(validate_email(email.strip(), check_deliverability=False).normalized)
+        except EmailNotValidError as exc:
+            raise ConfigError(f"{email!r} is not an email address: {exc}") from exc
+    return checked
+
+
 def spreadsheet_safe(cell: str) -> str:
     """Defuse a cell a spreadsheet would run as a formula."""
     return "'" + cell if cell.startswith(_FORMULA_STARTS) else cell
@@ -110,9 +123,6 @@ class Suppressions:
             "SELECT email, reason, source, created_at FROM suppressions ORDER BY key")
         for values in cursor:
             yield Suppression(*values)
-
-    def count(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM suppressions").fetchone()[0])
 
     def export_csv(self, out: TextIO) -> int:
         writer = csv.writer(out, lineterminator="\r\n")
