@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
-from digest.errors import DigestError, SubscriberError
+from digest.errors import ConfigError, DigestError, SubscriberError
 
 REASONS = ("unsubscribed", "bounced", "complained", "manual")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
