@@ -96,13 +96,30 @@ _HTML_SPECIAL = re.compile(r"[&<>\"']")
 _URL_SAFE = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+")
 
 
+def _encoded_words(text: str) -> str:
+    """RFC 2047 words of at most 75 characters, split at spaces and folded.
+    Readers put a space between adjacent words, so splitting at the text's own
+    spaces keeps the name intact."""
+    chunks, current = [], ""
+    for word in text.split(" "):
+        candidate = f"{current} {word}" if current else word
+        if current and len(candidate.encode()) > 45:  # 45 octets -> 60 base64 characters
+            chunks.append(current)
+            current = word
+        else:
+            current = candidate
+    chunks.append(current)
+    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(c.encode()).decode('ascii')}?="
+                         for c in chunks)
+
+
 def address_header(name: str, email: str) -> str:
     """``Name <email>`` for a To header, fast: plain, quoted, or one RFC 2047
     encoded word for a non-ASCII name. ``name`` is already free of controls."""
     if not name:
         return email
     if not name.isascii():
-        return f"=?utf-8?b?{base64.b64encode(name.encode()).decode('ascii')}?= <{email}>"
+        return f"{_encoded_words(name)} <{email}>"
     if _ATEXT_PHRASE.fullmatch(name):
         return f"{name} <{email}>"
     quoted = name.replace("\\", "\\\\").replace('"', '\\"')

@@ -698,3 +698,16 @@ def test_recipient_values_of_any_length_encode_to_wire_safe_qp() -> None:
         assert all(len(line) <= 76 for line in lines)
         assert not any(line.startswith(b".") for line in lines)
         assert quopri.decodestring(encoded.replace(b"\r\n", b"\n")).decode("utf-8") == text
+
+
+@pytest.mark.parametrize("name", [
+    "Zoë Traoré",
+    "Zoë Traoré-Ångström Zoë Traoré-Ångström Zoë Traoré-Ångström Zoë Traoré-Ångström",
+])
+def test_long_non_ascii_names_fold_into_short_encoded_words(name: str) -> None:
+    from digest.message import address_header
+
+    header = f"To: {address_header(name, 'z@example.org')}\r\n"
+    assert all(len(line) <= 78 for line in header.split("\r\n"))
+    parsed = email.message_from_bytes((header + "\r\nbody").encode(), policy=email.policy.default)
+    assert parsed["To"].addresses[0].display_name == name
