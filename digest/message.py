@@ -12,7 +12,6 @@ CRLF line ends, no line over 76 octets, and no line that starts with a dot
 
 from __future__ import annotations
 
-import base64
 import binascii
 import hashlib
 import html as _html
@@ -20,11 +19,11 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from email.policy import SMTP
 from email.utils import format_datetime, getaddresses, parseaddr
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit, urlunsplit
 
 from digest.errors import ConfigError, HeaderError, TemplateError
+from digest.headers import ascii_domain, list_id, mailbox, to_field, unstructured
 from digest.model import slugify
 from digest.render import PLACEHOLDER_FIELDS, TEMPLATES, TOKEN_CLOSE, TOKEN_OPEN, Rendered
 from digest.subscribers import Subscriber
@@ -94,39 +93,12 @@ def _qp_value(text: str) -> bytes:
 
 _HTML_SPECIAL = re.compile(r"[&<>\"']")
 _URL_SAFE = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+")
-
-
-def _encoded_words(text: str) -> str:
-    """RFC 2047 words of at most 75 characters, split at spaces and folded.
-    Readers put a space between adjacent words, so splitting at the text's own
-    spaces keeps the name intact."""
-    chunks, current = [], ""
-    for word in text.split(" "):
-        candidate = f"{current} {word}" if current else word
-        if current and len(candidate.encode()) > 45:  # 45 octets -> 60 base64 characters
-            chunks.append(current)
-            current = word
-        else:
-            current = candidate
-    chunks.append(current)
-    return "\r\n ".join(f"=?utf-8?b?{base64.b64encode(c.encode()).decode('ascii')}?="
-                         for c in chunks)
-
-
-def address_header(name: str, email: str) -> str:
-    """``Name <email>`` for a To header, fast: plain, quoted, or one RFC 2047
-    encoded word for a non-ASCII name. ``name`` is already free of controls."""
-    if not name:
-        return email
-    if not name.isascii():
-        return f"{_encoded_words(name)} <{email}>"
-    if _ATEXT_PHRASE.fullmatch(name):
-        return f"{name} <{email}>"
-    quoted = name.replace("\\", "\\\\").replace('"', '\\"')
-    return f'"{quoted}" <{email}>'
-
-
-_ATEXT_PHRASE = re.compile(r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+(?: [A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+)*")
+# A URL made only of characters that may appear raw in one (RFC 3986).
+_URL_PLAIN = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
+_EXAMPLES = {
+    "--from": ("from", "Harbour Weekly <news@example.org>"),
+    "--reply-to": ("reply-to", "Newsroom <newsroom@example.org>"),
+}
 
 
 def header_value(name: str, value: str) -> str:
@@ -137,6 +109,62 @@ def header_value(name: str, value: str) -> str:
             "character; remove it"
         )
     return value
+
+
+def _mailbox(value: str, flag: str) -> tuple[str, str]:
+    """The display name and header-ready address of ``--from`` or ``--reply-to``.
+
+    A non-ASCII local part is refused rather than sent: it needs SMTPUTF8 from
+    every server on the way and a raw UTF-8 header, which most lists never need.
+    """
+    if not _CONTROL.search(value) and len(getaddresses([value])) != 1:
+        raise ConfigError(f"{value!r} must be exactly one address", source=flag)
+    name, address = parseaddr(value)
+    local, _, domain = address.rpartition("@")
+    if not local or not domain or _CONTROL.search(value):
+        what, example = _EXAMPLES[flag]
+        raise ConfigError(
+            f"{what} address {value!r} is not an address; set it like '{example}'", source=flag
+        )
+    if not local.isascii():
+        raise ConfigError(
+            f"{address!r} has a non-ASCII local part, which needs SMTPUTF8 from every "
+            "server on the way; use an ASCII address",
+            source=flag,
+        )
+    try:
+        return name, f"{local}@{ascii_domain(domain)}"
+    except HeaderError as exc:
+        raise ConfigError(f"{address!r}: {exc}", source=flag) from exc
+
+
+def _ascii_url(url: str) -> str:
+    """An http(s) ``--site-url`` as it can go in a header: the host in IDNA and
+    anything else outside URL characters percent-encoded."""
+    example = "set it like 'https://news.example.org'"
+    if _CONTROL.search(url):
+        raise ConfigError(f"{url!r} contains a line break or control character; {example}",
+                          source="--site-url")
+    not_http = ConfigError(f"{url!r} is not an http or https URL with a host; {example}",
+                           source="--site-url")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+    except ValueError as exc:  # such as an unclosed "[" in the host
+        raise not_http from exc
+    if parts.scheme.lower() not in ("http", "https") or not host:
+        raise not_http
+    if _URL_PLAIN.fullmatch(url):
+        return url
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    name, colon, port = hostport.rpartition(":") if hostport.count(":") == 1 else (hostport, "", "")
+    try:
+        netloc = f"{userinfo}{at}{ascii_domain(name)}{colon}{port}"
+    except HeaderError as exc:
+        raise ConfigError(f"{url!r}: {exc}", source="--site-url") from exc
+    safe = "/%:@!$&'()*+,;=~-._"
+    return urlunsplit((parts.scheme, netloc, quote(parts.path, safe=safe),
+                       quote(parts.query, safe=safe + "?"), quote(parts.fragment, safe=safe + "?")))
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,30 +178,22 @@ class Identity:
 
     @property
     def address(self) -> str:
-        return parseaddr(self.sender)[1]
+        """The ``--from`` address as it goes out: the domain in IDNA."""
+        return _mailbox(self.sender, "--from")[1]
 
     @property
     def domain(self) -> str:
+        """The ``--from`` domain in IDNA, as Message-ID and List-Id carry it."""
         return self.address.rpartition("@")[2]
 
     def check(self) -> None:
-        address = self.address
-        for flag, value in (("--from", self.sender), ("--reply-to", self.reply_to)):
-            if value and not _CONTROL.search(value) and len(getaddresses([value])) != 1:
-                raise ConfigError(f"{value!r} must be exactly one address", source=flag)
-        if "@" not in address or not self.domain or _CONTROL.search(self.sender):
-            raise ConfigError(
-                f"from address {self.sender!r} is not an address; set it like "
-                "'Harbour Weekly <news@example.org>'",
-                source="--from",
-            )
+        _mailbox(self.sender, "--from")
+        # A line break in --reply-to is a HeaderError, raised when the header is built.
+        if self.reply_to and not _CONTROL.search(self.reply_to):
+            _mailbox(self.reply_to, "--reply-to")
         # The site URL goes into the List-Unsubscribe header of every message.
-        if self.site_url and _CONTROL.search(self.site_url):
-            raise ConfigError(
-                f"{self.site_url!r} contains a line break or control character; "
-                "set it like 'https://news.example.org'",
-                source="--site-url",
-            )
+        if self.site_url:
+            _ascii_url(self.site_url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,9 +251,11 @@ class MessageTemplate:
         self.campaign = campaign
         self.domain = identity.domain
         self.sender = identity.address
-        site = identity.site_url
-        self._unsubscribe = (f"{site.rstrip('/')}/unsubscribe?email=" if site
-                             else f"mailto:{self.sender}?subject=unsubscribe%20")
+        site = _ascii_url(identity.site_url) if identity.site_url else None
+        self._unsubscribe = (
+            f"{site.rstrip('/')}/unsubscribe?email=" if site
+            else f"mailto:{quote(self.sender, safe='@!$*+-._~=')}?subject=unsubscribe%20"
+        )
         self._text_part = _compile_part(rendered.text)
         self._html_part = _compile_part(rendered.html)
         boundary = "=_digest_" + hashlib.sha256(
@@ -256,21 +278,20 @@ class MessageTemplate:
         self._prepare_plan()
 
     def _static_headers(self, subject: str, sent_at: datetime) -> bytes:
+        """From, Reply-To, Subject, Date and List-Id, in our own encoding (see
+        ``digest.headers``): 7-bit, folded, every encoded-word valid."""
         ident = self.identity
-        list_id = f"{ident.name} <{slugify(ident.name) or 'digest'}.{self.domain}>"
-        headers = [("From", ident.sender)]
+        fields = [mailbox("From", *_mailbox(ident.sender, "--from"))]
         if ident.reply_to:
-            headers.append(("Reply-To", ident.reply_to))
-        headers += [
-            ("Subject", subject),
-            ("Date", format_datetime(sent_at)),
-            ("List-Id", list_id),
+            reply_to = header_value("Reply-To", ident.reply_to)
+            fields.append(mailbox("Reply-To", *_mailbox(reply_to, "--reply-to")))
+        name = header_value("List-Id", ident.name)
+        fields += [
+            unstructured("Subject", header_value("Subject", subject)),
+            f"Date: {format_datetime(sent_at)}\r\n",
+            list_id(name, f"{slugify(name) or 'digest'}.{self.domain}"),
         ]
-        # A header object (not a bare string) makes the policy RFC 2047-encode
-        # non-ASCII text, so "Café Weekly" and curly quotes in titles stay 7-bit.
-        return "".join(
-            SMTP.header_factory(k, header_value(k, v)).fold(policy=SMTP) for k, v in headers
-        ).encode("ascii")
+        return "".join(fields).encode("ascii")
 
     def unsubscribe_url(self, email: str) -> str:
         if _URL_SAFE.fullmatch(email):
@@ -302,7 +323,7 @@ class MessageTemplate:
             encoded[key] = _qp_value(value)
         pieces = self._plan.copy()
         pieces[1] = (
-            f"To: {address_header(subscriber.name, subscriber.email)}\r\n"
+            f"{to_field(subscriber.name, subscriber.email)}"
             f"Message-ID: {msgid}\r\n"
             f"List-Unsubscribe: <{values['unsubscribe_url']}>\r\n"
         ).encode()

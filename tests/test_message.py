@@ -10,6 +10,7 @@ import os
 import quopri
 import re
 from datetime import UTC, datetime, timedelta, timezone
+from email.header import decode_header, make_header
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -90,6 +91,26 @@ def folded_headers(head):
         else:
             fields.append((line.split(b":", 1)[0].decode("ascii"), [line]))
     return fields
+
+
+def raw_field(head, name):
+    """The unfolded raw value of one header field (RFC 5322 unfolding: CRLF removed)."""
+    (lines,) = [lines for field, lines in folded_headers(head) if field == name]
+    return b"".join(lines).decode("utf-8").split(":", 1)[1].lstrip(" ")
+
+
+def rfc2047_mailbox(head, name):
+    """(display name, address) of an address field read as RFC 2047 section 6.2
+    says: whitespace between adjacent encoded-words is dropped. CPython 3.11's
+    modern parser keeps it inside display names (gh-128110, fixed upstream later),
+    so ``email.policy.default`` cannot judge a name split over several words."""
+    value = raw_field(head, name)
+    if not value.endswith(">"):
+        return "", value
+    phrase, _, address = value[:-1].rpartition(" <")
+    if phrase.startswith('"'):
+        return re.sub(r"\\(.)", r"\1", phrase[1:-1]), address
+    return str(make_header(decode_header(phrase))), address
 
 
 def wire_part(data, subtype):
@@ -206,7 +227,7 @@ def test_message_headers(template, rendered, subscriber):
     assert message["MIME-Version"] == "1.0"
     (to,) = message["To"].addresses
     assert to.addr_spec == subscriber.email
-    assert to.display_name == subscriber.name
+    assert rfc2047_mailbox(head, "To") == (subscriber.name, subscriber.email)
 
 
 def test_envelope_addresses(template):
@@ -216,7 +237,7 @@ def test_envelope_addresses(template):
 
 
 def test_content_headers_are_folded_to_78(template):
-    """The headers carrying content go through the email package's folding. (The
+    """The headers carrying content are folded by digest.headers. (The other
     per-recipient ones and Content-Type are written as one line each, within 998.)"""
     head, _ = head_and_body(template.personalize(ZOE).data)
     folded = {"From", "Reply-To", "Subject", "Date", "List-Id"}
@@ -705,9 +726,8 @@ def test_recipient_values_of_any_length_encode_to_wire_safe_qp() -> None:
     "Zoë Traoré-Ångström Zoë Traoré-Ångström Zoë Traoré-Ångström Zoë Traoré-Ångström",
 ])
 def test_long_non_ascii_names_fold_into_short_encoded_words(name: str) -> None:
-    from digest.message import address_header
+    from digest.headers import to_field
 
-    header = f"To: {address_header(name, 'z@example.org')}\r\n"
-    assert all(len(line) <= 78 for line in header.split("\r\n"))
-    parsed = email.message_from_bytes((header + "\r\nbody").encode(), policy=email.policy.default)
-    assert parsed["To"].addresses[0].display_name == name
+    header = to_field(name, "z@example.org").encode()
+    assert all(len(line) <= 78 for line in header.split(b"\r\n"))
+    assert rfc2047_mailbox(header.rstrip(b"\r\n"), "To") == (name, "z@example.org")
