@@ -9,35 +9,44 @@ TLS policy (``--tls-policy``):
 * ``allow-plaintext``: send, and AUTH, in the clear when STARTTLS is not
   offered. Only an operator's explicit choice turns this on.
 
-Certificates are always verified, against the system's CAs or ``--ca-file``.
-The password comes from DIGEST_SMTP_PASSWORD or the config file, never argv,
-and never appears in a message or log.
+Certificates are always verified, against the system's CAs or ``--ca-file``; a
+certificate that fails stops the run. The password comes from
+DIGEST_SMTP_PASSWORD or the config file, never argv, and never appears in a
+message or log.
 
 Each connection sends one message at a time and is reused (RSET after a
-refusal, reconnect after a drop). The DATA phase is our own: the message is
-already in wire form (CRLF, no line starting with a dot), so it is written as
-is, and a drop before the final dot can be told from one after it.
+refusal, reconnect after a drop). The raw MAIL, RCPT and DATA phase goes
+through digest.smtp_adapter, the only module that touches aiosmtplib's
+internals. Every outcome is classified here:
+
+* before the final dot, a drop, a timeout or a malformed reply is a
+  connection-level fault: deferred, and retried on a new connection;
+* after it, a drop (reset or clean close), a timeout or a malformed reply
+  leaves us not knowing whether the server has the message: ambiguous, never
+  retried in this run.
 """
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
-import os
-import socket
 import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Literal
 from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
-from aiosmtplib.protocol import SMTPProtocol
 
+from digest import smtp_adapter as wire
 from digest.errors import ConfigError, TransportError
 from digest.message import Envelope
-from digest.transports import BeforeData, Delivery
+from digest.transports import BeforeData, Delivery, redact
 
 THROTTLE_CODES = (421, 454)
+_FAULTS = (TimeoutError, OSError, aiosmtplib.SMTPException, wire.MalformedReply)
+"""What a connection can raise short of a reply: drops, timeouts, protocol faults."""
+
+Stage = Literal["mail", "rcpt", "data", "dot"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,56 +77,80 @@ class SmtpConfig:
 
 
 def parse_smtp_url(spec: str, **options: object) -> SmtpConfig:
-    """``smtp://user@host:587`` -> SmtpConfig. A password in the URL is refused."""
-    parts = urlsplit(spec)
+    """``smtp://user@host:587`` -> SmtpConfig. A password in the URL is refused, and
+    an error shows the spec only through redact(), so it never repeats one."""
+    scheme = "smtps" if spec.startswith("smtps:") else "smtp"
+    form, shown = f"{scheme}://[user@]host[:port]", redact(spec)
+
+    def refuse(message: str) -> ConfigError:
+        return ConfigError(message, source="--transport")
+
+    try:
+        parts = urlsplit(spec)
+    except ValueError as exc:
+        raise refuse(f"cannot read {shown!r} as a URL; use {form}, with an IPv6 address "
+                     f"in brackets: {scheme}://[::1]:587") from exc
     if parts.password is not None:
-        raise ConfigError(
-            "a password does not belong in the transport URL (it would show in the process "
-            "list); set DIGEST_SMTP_PASSWORD or smtp-password in the config file",
-            source="--transport",
-        )
+        raise refuse("a password does not belong in the transport URL (it would show in the "
+                     "process list); set DIGEST_SMTP_PASSWORD or smtp-password in the config file")
+    for what, present in (("a path", parts.path), ("a query", parts.query or "?" in spec),
+                          ("a fragment", parts.fragment or "#" in spec)):
+        if present:
+            raise refuse(f"{shown!r} has {what}; use {form}, with nothing after the port")
     try:
         port = parts.port
-    except ValueError as exc:
-        raise ConfigError(f"bad port in {spec!r}", source="--transport") from exc
+    except ValueError:
+        port = -1
+    if port is not None and not 1 <= port <= 65535:
+        raise refuse(f"the port in {shown!r} must be a number from 1 to 65535; use {form}")
     if not parts.hostname:
-        raise ConfigError(f"no host in {spec!r}; e.g. smtp://mail.example.org:587",
-                          source="--transport")
-    implicit = parts.scheme == "smtps"
+        raise refuse(f"no host in {shown!r}; use {form}, e.g. {scheme}://mail.example.org")
     return SmtpConfig(
         host=parts.hostname,
-        port=port or (465 if implicit else 587),
-        implicit_tls=implicit,
+        port=port or (465 if scheme == "smtps" else 587),
+        implicit_tls=scheme == "smtps",
         user=unquote(parts.username) if parts.username else None,
         **options,  # type: ignore[arg-type]
     )
 
 
-def _peer_closed(transport: asyncio.BaseTransport) -> bool:
-    """True when the peer's FIN is already in the socket's receive queue."""
-    raw = transport.get_extra_info("socket")
-    if raw is None:
-        return False
-    try:
-        with socket.socket(raw.family, raw.type, fileno=os.dup(raw.fileno())) as peek:
-            return peek.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
-    except BlockingIOError:
-        return False
-    except OSError:
-        return True
+def _cert_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate error behind ``exc``: aiosmtplib wraps it (in SMTPConnectError
+    under implicit TLS), and a retry would only meet it again."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, ssl.SSLCertVerificationError):
+            return current
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
-def _reset_by_peer(exc: BaseException) -> bool:
-    seen: BaseException | None = exc
-    while seen is not None:
-        if isinstance(seen, (ConnectionResetError, BrokenPipeError)):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
+def _why(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 class _Fatal(Exception):
-    """A problem no retry will fix (TLS policy, certificates, credentials)."""
+    """A problem no retry will fix (TLS policy, credentials)."""
+
+
+class _Refused(Exception):
+    """A 4xx or 5xx reply at one stage of the transaction."""
+
+    def __init__(self, stage: Stage, reply: wire.Reply) -> None:
+        self.stage = stage
+        self.reply = reply
+        super().__init__(f"{stage}: {reply.code} {reply.text}")
+
+
+def _expect(reply: wire.Reply, ok: tuple[int, ...], stage: Stage) -> None:
+    if reply.code in ok:
+        return
+    if reply.code >= 400:
+        raise _Refused(stage, reply)
+    # A well-formed code that makes no sense here (a 354 to RCPT, a 220 to DATA).
+    raise wire.MalformedReply(f"{reply.code} {reply.text}")
 
 
 class SmtpConnection:
@@ -166,29 +199,42 @@ class SmtpConnection:
             await smtp.login(self.config.user or "", self.config.password)
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise _Fatal(f"{self.config.host} refused the login for {self.config.user}: "
-                         f"{exc.code} {exc.message}") from exc
+                         f"{exc.code} {' '.join(exc.message.split())}") from exc
+        except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPServerDisconnected,
+                aiosmtplib.SMTPTimeoutError):
+            raise  # a malformed reply, a drop or a timeout: the connection's fault, retried
         except aiosmtplib.SMTPException as exc:
             raise _Fatal(f"cannot log in to {self.config.host}: {exc}") from exc
 
     async def deliver(self, envelope: Envelope, before_data: BeforeData) -> Delivery:
-        try:
-            if self._smtp is None or not self._smtp.is_connected:
+        if self._smtp is None or not self._smtp.is_connected:
+            try:
                 self._smtp = await self._connect()
-        except _Fatal as exc:
-            raise TransportError(str(exc)) from exc
-        except ssl.SSLCertVerificationError as exc:
+            except _Fatal as exc:
+                raise TransportError(str(exc)) from exc
+            except _FAULTS as exc:
+                self._smtp = None
+                return self._cannot_connect(envelope, exc)
+        return await self._transaction(self._smtp, envelope, before_data)
+
+    def _cannot_connect(self, envelope: Envelope, exc: BaseException) -> Delivery:
+        cert = _cert_failure(exc)
+        if cert is not None:
             raise TransportError(
                 f"the certificate of {self.config.host} failed verification "
-                f"({exc.verify_message}); nothing was sent. Use --ca-file for a private CA"
+                f"({cert.verify_message or cert.reason}); nothing was sent. Use --ca-file for "
+                "a private CA"
             ) from exc
-        except aiosmtplib.SMTPResponseException as exc:
+        if isinstance(exc, aiosmtplib.SMTPResponseException):
+            fault = wire.malformed(exc)
+            if fault is not None:
+                return Delivery(envelope, "deferred", None, str(fault), connection=True)
             # A refusal before any recipient was named is the server's state, not
             # this recipient's fate: never a failure, always worth another try.
             return Delivery(envelope, "deferred", exc.code, " ".join(exc.message.split()),
                             connection=True, throttled=exc.code in THROTTLE_CODES)
-        except (TimeoutError, aiosmtplib.SMTPException, OSError) as exc:
-            return Delivery(envelope, "deferred", None, f"cannot connect: {exc}", connection=True)
-        return await self._transaction(self._smtp, envelope, before_data)
+        return Delivery(envelope, "deferred", None, f"cannot connect: {_why(exc)}",
+                        connection=True)
 
     async def _transaction(
         self, smtp: aiosmtplib.SMTP, envelope: Envelope, before_data: BeforeData
@@ -199,66 +245,59 @@ class SmtpConnection:
                 return Delivery(envelope, "failed", None,
                                 "internationalised address, and the server lacks SMTPUTF8")
             mail += b" SMTPUTF8"
-        after_dot = False
         try:
-            # Raw commands: the addresses were validated when the list was read,
-            # and aiosmtplib's own mail()/rcpt() would parse them again per message.
-            reply = await smtp.execute_command(mail)
-            if reply.code != 250:
-                raise aiosmtplib.SMTPSenderRefused(reply.code, reply.message, envelope.sender)
-            reply = await smtp.execute_command(b"RCPT TO:<" + envelope.recipient.encode() + b">")
-            if reply.code not in (250, 251):
-                raise aiosmtplib.SMTPRecipientRefused(reply.code, reply.message,
-                                                      envelope.recipient)
+            # Raw commands: the addresses were validated when the list was read.
+            _expect(await wire.command(smtp, mail), (250,), "mail")
+            rcpt = b"RCPT TO:<" + envelope.recipient.encode() + b">"
+            _expect(await wire.command(smtp, rcpt), (250, 251), "rcpt")
             await before_data()
-            protocol = await self._start_data(smtp)
-            # message.py writes the wire form: CRLF ends and no line starting
-            # with a dot, so it goes out as is, with no per-message rewriting.
-            protocol.write(envelope.data + b".\r\n")
-            after_dot = True
-            response = await protocol.read_response(timeout=self.config.timeout)
-            if response.code != 250:
-                raise aiosmtplib.SMTPDataError(response.code, response.message)
-        except aiosmtplib.SMTPResponseException as exc:
-            await self._reset(smtp, exc.code)
-            if isinstance(exc, aiosmtplib.SMTPSenderRefused) and exc.code >= 500:
-                raise TransportError(
-                    f"{self.config.host} refused the sender {envelope.sender}: {exc.code} "
-                    f"{' '.join(exc.message.split())}; the run stopped. Check --from",
-                    code=exc.code,
-                ) from exc
-            at_rcpt = isinstance(exc, aiosmtplib.SMTPRecipientRefused)
-            # 552 to RCPT is "too many recipients" in practice: worth a retry. Only
-            # a permanent refusal of the recipient itself is a bounce; one of the
-            # message (at DATA) says nothing about the address.
-            return self._refused(envelope, exc.code, exc.message,
-                                 transient=at_rcpt and exc.code == 552,
-                                 bounce=at_rcpt and exc.code >= 500)
-        except (TimeoutError, OSError, aiosmtplib.SMTPServerDisconnected,
-                aiosmtplib.SMTPTimeoutError) as exc:
-            smtp.close()
-            # A reset means our bytes hit a closed socket: the server never read
-            # the whole message, so a retry cannot duplicate it. A clean close or a
-            # timeout after the dot leaves us not knowing.
-            if after_dot and not _reset_by_peer(exc):
-                return Delivery(envelope, "ambiguous", None,
-                                f"no reply after the final dot: {exc or type(exc).__name__}")
-            return Delivery(envelope, "deferred", None, f"connection lost: {exc}",
+            _expect(await wire.command(smtp, b"DATA"), (354,), "data")
+        except _Refused as refusal:
+            return await self._refused(smtp, envelope, refusal)
+        except _FAULTS as exc:
+            smtp.close()  # after a malformed reply the stream cannot be trusted either
+            return Delivery(envelope, "deferred", None, f"connection lost: {_why(exc)}",
                             connection=True)
-        return Delivery(envelope, "sent", response.code, response.message)
+        return await self._data(smtp, envelope)
 
-    async def _start_data(self, smtp: aiosmtplib.SMTP) -> SMTPProtocol:
-        response = await smtp.execute_command(b"DATA")
-        if response.code != 354:
-            raise aiosmtplib.SMTPDataError(response.code, response.message)
-        # A server that hangs up right after 354 has not read the message. If its
-        # close has arrived, it must count as retryable, not ambiguous: ask the
-        # kernel directly, since the event loop may not have polled it yet.
-        protocol = smtp.protocol
-        if protocol is None or protocol.transport is None or protocol.transport.is_closing() \
-                or _peer_closed(protocol.transport):
-            raise aiosmtplib.SMTPServerDisconnected("connection closed after 354")
-        return protocol
+    async def _data(self, smtp: aiosmtplib.SMTP, envelope: Envelope) -> Delivery:
+        try:
+            reply = await wire.send_message(smtp, envelope.data, self.config.timeout)
+        except wire.ClosedBeforeDot as exc:
+            smtp.close()
+            return Delivery(envelope, "deferred", None, str(exc), connection=True)
+        except _FAULTS as exc:
+            # The dot went out, so the server may have the message whatever came next:
+            # a reset, a clean close, a timeout or a garbage line. The next run sends it
+            # once more, with the same Message-ID; retrying now could duplicate it.
+            smtp.close()
+            return Delivery(envelope, "ambiguous", None,
+                            f"no valid reply after the final dot: {_why(exc)}")
+        if 200 <= reply.code < 300:
+            return Delivery(envelope, "sent", reply.code, reply.text)
+        if reply.code >= 400:
+            return await self._refused(smtp, envelope, _Refused("dot", reply))
+        smtp.close()
+        return Delivery(envelope, "ambiguous", None, "no valid reply after the final dot: "
+                        f"{reply.code} {reply.text}")
+
+    async def _refused(self, smtp: aiosmtplib.SMTP, envelope: Envelope,
+                       refusal: _Refused) -> Delivery:
+        code, text, stage = refusal.reply.code, refusal.reply.text, refusal.stage
+        await self._reset(smtp, code)
+        if stage == "mail" and code >= 500:
+            raise TransportError(
+                f"{self.config.host} refused the sender {envelope.sender}: {code} {text}; "
+                "the run stopped. Check --from",
+                code=code,
+            )
+        # 552 to RCPT is "too many recipients" in practice: worth a retry. Only a
+        # permanent refusal of the recipient itself is a bounce; one of the message
+        # (at DATA or the dot) says nothing about the address.
+        transient = code < 500 or (stage == "rcpt" and code == 552)
+        return Delivery(envelope, "deferred" if transient else "failed", code, text,
+                        throttled=code in THROTTLE_CODES,
+                        bounce=stage == "rcpt" and not transient)
 
     async def _reset(self, smtp: aiosmtplib.SMTP, code: int) -> None:
         if code == 421 or not smtp.is_connected:
@@ -266,21 +305,14 @@ class SmtpConnection:
             return
         try:
             await smtp.rset()
-        except (TimeoutError, aiosmtplib.SMTPException, OSError):
+        except _FAULTS:
             smtp.close()
-
-    @staticmethod
-    def _refused(envelope: Envelope, code: int, message: str, *,
-                 transient: bool = False, bounce: bool = False) -> Delivery:
-        status = "deferred" if transient or 400 <= code < 500 else "failed"
-        return Delivery(envelope, status, code, " ".join(message.split()),  # type: ignore[arg-type]
-                        throttled=code in THROTTLE_CODES, bounce=bounce and status == "failed")
 
     async def close(self) -> None:
         if self._smtp is not None and self._smtp.is_connected:
             try:
                 await self._smtp.quit()
-            except (TimeoutError, aiosmtplib.SMTPException, OSError):
+            except _FAULTS:
                 self._smtp.close()
         self._smtp = None
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import socket
 import time
 from collections.abc import Awaitable, Callable
@@ -46,7 +47,8 @@ BeforeData = Callable[[], Awaitable[None]]
 class Connection(Protocol):
     """One channel to the destination. ``deliver`` reports each recipient's
     fate as a Delivery, calls ``before_data`` just before the point of no
-    return, and raises TransportError only when no retry can help."""
+    return, and raises a DigestError only when no retry can help, and then
+    only for a message it did not deliver."""
 
     async def deliver(self, envelope: Envelope, before_data: BeforeData) -> Delivery: ...
 
@@ -111,17 +113,35 @@ class MaildirTransport:
         return None
 
 
+def redact(spec: str) -> str:
+    """``spec`` fit to show in a message: whatever stands between the ':' and the '@' of
+    its user part (a password) becomes ``***``. Errs towards hiding too much, never too
+    little: ``smtp://news:hunter2@host`` and ``smtps:/news:hunter2@host`` both lose it."""
+    userinfo, at, host = spec.rpartition("@")
+    if not at:
+        return spec
+    scheme = re.match(r"[A-Za-z][A-Za-z0-9+.-]*:/+", userinfo)
+    start = scheme.end() if scheme else 0
+    user, colon, _ = userinfo[start:].partition(":")
+    if not colon:
+        return spec
+    return f"{userinfo[:start]}{user}:***@{host}"
+
+
 def make_transport(spec: str, **smtp_options: object) -> Transport:
     """A transport from its URL-like spec: ``maildir:PATH``, ``smtp://`` or ``smtps://``."""
     scheme, sep, rest = spec.partition(":")
     if scheme == "maildir" and sep and rest:
         return MaildirTransport(Path(rest))
-    if scheme in ("smtp", "smtps") and rest.startswith("//"):
+    if scheme in ("smtp", "smtps") and sep:
+        if not rest.startswith("//"):
+            raise ConfigError(f"{redact(spec)!r} lacks the // after {scheme}:; use "
+                              f"{scheme}://[user@]host[:port]", source="--transport")
         from digest.smtp import SmtpTransport, parse_smtp_url  # aiosmtplib only when needed
 
         return SmtpTransport(parse_smtp_url(spec, **smtp_options))
     raise ConfigError(
-        f"unknown transport {spec!r}; use maildir:PATH, smtp://[user@]host[:port] "
+        f"unknown transport {redact(spec)!r}; use maildir:PATH, smtp://[user@]host[:port] "
         "or smtps://[user@]host[:port]",
         source="--transport",
     )

@@ -12,18 +12,38 @@ first pending fault for that point whose address matches is used once; after `ti
 it is gone and the server behaves normally again. The points are: the greeting
 (`fail_greeting`), MAIL FROM (`throttle`), RCPT TO (`fail_rcpt`), the DATA command
 (`disconnect_after_354`) and the final dot (`fail_data`, `disconnect_after_dot`,
-`delay_data`; these three share one queue, so at most one of them applies to a message).
+`reset_after_dot`, `delay_data`; these share one queue, so at most one of them applies to a
+message). `garbage_reply(point)` answers any point with a line that is not "NNN text" and
+joins that point's queue.
 
 Any fault reply with code 421 closes the connection right after the reply, as RFC 5321
-section 3.8 has a server do.
+section 3.8 has a server do. A reply followed by a hang-up (421s, and the 354 of
+`disconnect_after_354`) leaves in one TCP segment with the FIN (TCP_CORK, on Linux): the
+client finds the close already queued when it reads the reply, so a test of "the server hung
+up before the final dot" does not depend on thread scheduling.
 
 What lands in `received`: every message the server accepted (250), plus the messages of
-`disconnect_after_dot` and `delay_data` (recorded as soon as the final dot is read, before
-the drop or the sleep), so tests can count duplicate deliveries. Messages refused by
-`fail_data` are not recorded.
+`disconnect_after_dot`, `reset_after_dot`, `delay_data` and a garbage reply at the dot
+(recorded as soon as the final dot is read, before the drop, the sleep or the reply), so tests
+can count duplicate deliveries. Messages refused by `fail_data` are not recorded.
 
-Fixtures (`smtp_server`, `tls_ca`, `tls_ca_file`, `tls_smtp_server`) are defined at the end.
-Make them visible to every test with one line in tests/conftest.py::
+How it hooks into aiosmtpd. Its public handler hooks do most of the work: `handle_EHLO`,
+`handle_MAIL`, `handle_RCPT` and `handle_DATA` return the scripted replies, and the
+`auth_required`, `authenticator` and `auth_require_tls` constructor arguments do AUTH. The
+rest overrides what aiosmtpd documents as overridable on its SMTP class (`smtp_<COMMAND>`
+methods, `push`, `_create_session`) and asyncio's transport API, because no hook reaches it:
+
+* the greeting is pushed before any hook runs, so a greeting fault replaces it in `push`;
+* `handle_DATA` runs only once the whole body has been read, so dropping the connection
+  right after 354, or a garbage reply to DATA, needs `smtp_DATA`;
+* aiosmtpd's own `require_starttls` refuses a command before any method or hook sees it,
+  and `auth_attempts` must count an AUTH sent in the clear (that is what a test checks), so
+  every `smtp_<COMMAND>` is wrapped to count, then to enforce STARTTLS itself;
+* hanging up, with or without a reset, and corking the reply with the FIN use the transport
+  and its socket.
+
+Fixtures (`smtp_server`, `smtps_server`, `tls_ca`, `tls_ca_file`, `tls_smtp_server`) are
+defined at the end. Make them visible to every test with one line in tests/conftest.py::
 
     pytest_plugins = ["tests.smtpd"]
 
@@ -39,7 +59,9 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import socket
 import ssl
+import struct
 import threading
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -62,6 +84,7 @@ _ALLOWED_BEFORE_STARTTLS = frozenset({"NOOP", "EHLO", "STARTTLS", "QUIT"})
 _STOP_TIMEOUT = 5.0
 
 
+
 @dataclass
 class Received:
     """One message as the server got it."""
@@ -75,7 +98,8 @@ class Received:
 
 
 _Point = Literal["greeting", "mail", "rcpt", "data", "dot"]
-_Action = Literal["reply", "drop", "delay"]
+_POINTS: tuple[_Point, ...] = ("greeting", "mail", "rcpt", "data", "dot")
+_Action = Literal["reply", "drop", "reset", "delay", "garbage"]
 
 
 @dataclass
@@ -89,7 +113,7 @@ class _Fault:
     seconds: float = 0.0
 
     def reply(self) -> str:
-        return f"{self.code} {self.text}"
+        return self.text if self.action == "garbage" else f"{self.code} {self.text}"
 
 
 def _same_address(a: str, b: str) -> bool:
@@ -136,11 +160,11 @@ class FaultyServer:
     (SMTPS, "smtps://") and offers no STARTTLS.
 
     With `auth=(user, password)` it advertises AUTH PLAIN LOGIN, accepts only that pair and
-    refuses MAIL FROM with 530 until the client authenticated.
+    refuses MAIL FROM (and RCPT, DATA, HELP, VRFY) with 530 until the client authenticated.
     AUTH is advertised only after STARTTLS when STARTTLS is offered (at once with implicit
-    TLS); without `tls_context` it is
-    advertised in plaintext, so a test can check that the client declines to use it
-    (`auth_attempts` stays 0). Without `auth`, AUTH is not advertised and gets 502.
+    TLS); without `tls_context` it is advertised in plaintext, so a test can check that the
+    client declines to use it (`auth_attempts` stays 0). Without `auth`, AUTH is not
+    advertised and gets 502.
 
     Counters (`connections`, `ehlo_count`, `auth_attempts`) and `received` are updated by
     the server thread before it sends the reply that concerns them, so they are up to date
@@ -331,6 +355,22 @@ class FaultyServer:
         )
         self._add(_Fault("mail", "reply", times, code=code, text=text))
 
+    def reset_after_dot(self, address: str | None = None, times: int = 1) -> None:
+        """Read a whole message to `address` (None: any), record it, then reset the connection
+        (RST, not FIN) without a reply."""
+        self._add(_Fault("dot", "reset", times, address=address))
+
+    def garbage_reply(self, point: _Point, text: str = "hello there", times: int = 1) -> None:
+        """At `point` ("greeting", "mail", "rcpt", "data" or "dot"), reply `text`, a line that
+        is not "NNN text", instead of the real reply; the connection stays open.
+
+        At "data" the garbage replaces the 354, so no body is read. At "dot" the whole message
+        is read and recorded first.
+        """
+        if point not in _POINTS:
+            raise ValueError(f"point must be one of {', '.join(_POINTS)}, got {point!r}")
+        self._add(_Fault(point, "garbage", times, text=text))
+
     @property
     def pending_faults(self) -> int:
         """Scripted fault uses not consumed yet (0 once every fault has fired)."""
@@ -364,9 +404,7 @@ class FaultyServer:
         with self._lock:
             self.connections += 1
         assert self._loop is not None
-        session = _FaultySMTP(self, self._loop)
-        self._sessions.add(session)
-        return session
+        return _FaultySMTP(self, self._loop)
 
     def _count_command(self, command: str) -> None:
         with self._lock:
@@ -406,17 +444,21 @@ class FaultyServer:
 class _Session(Session):
     """aiosmtpd's Session without the deprecation warning it logs on every successful AUTH."""
 
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._login: Any = None
+        super().__init__(loop)
+
     @property
     def login_data(self) -> Any:
-        return self._login_data
+        return self._login
 
     @login_data.setter
     def login_data(self, value: Any) -> None:
-        self._login_data = value
+        self._login = value
 
 
 class _Handler:
-    """aiosmtpd handler hooks; the rest of the fault logic lives in _FaultySMTP."""
+    """aiosmtpd handler hooks: the faults that a reply to a whole command can express."""
 
     def __init__(self, owner: FaultyServer) -> None:
         self._owner = owner
@@ -434,6 +476,17 @@ class _Handler:
             responses = [r for r in responses if not r[4:].upper().startswith("AUTH")]
         return responses
 
+    async def handle_MAIL(
+        self,
+        server: _FaultySMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> Any:
+        fault = self._owner._take("mail")
+        return MISSING if fault is None else server.fault_reply(fault)
+
     async def handle_RCPT(
         self,
         server: _FaultySMTP,
@@ -450,52 +503,61 @@ class _Handler:
         if fault is not None and fault.action == "reply":
             return server.fault_reply(fault)
         self._owner._record(envelope)
-        if fault is not None and fault.action == "drop":
-            server.hang_up()
-            raise asyncio.CancelledError  # end this session now, like a lost connection
-        if fault is not None and fault.action == "delay":
+        if fault is None:
+            return "250 2.0.0 OK: queued"
+        if fault.action == "garbage":
+            return fault.reply()
+        if fault.action == "delay":
             await asyncio.sleep(fault.seconds)
-        return "250 2.0.0 OK: queued"
+            return "250 2.0.0 OK: queued"
+        server.hang_up(reset=fault.action == "reset")
+        raise asyncio.CancelledError  # end this session now, like a lost connection
+
+
+def _counted(method: Callable[[_FaultySMTP, str | None], Awaitable[None]]) -> Any:
+    """Wrap an smtp_<COMMAND> method: count the command, then enforce STARTTLS if required.
+
+    aiosmtpd's own `require_starttls` would refuse the command before any method saw it, so an
+    AUTH sent in the clear would go uncounted. functools.wraps keeps HELP's syntax attributes.
+    """
+    name = method.__name__.removeprefix("smtp_")
+
+    @functools.wraps(method)
+    async def command(self: _FaultySMTP, arg: str | None) -> None:
+        self._owner._count_command(name)
+        assert self.session is not None
+        if (
+            self._owner.require_starttls
+            and self.session.ssl is None  # set by aiosmtpd once STARTTLS has succeeded
+            and name not in _ALLOWED_BEFORE_STARTTLS
+        ):
+            await self.push("530 5.7.0 Must issue a STARTTLS command first")
+            return
+        await method(self, arg)
+
+    return command
 
 
 class _FaultySMTP(SMTP):
-    """aiosmtpd's protocol with hooks for faults that handler hooks cannot express."""
+    """aiosmtpd's protocol, with the faults that handler hooks cannot express."""
 
     def __init__(self, owner: FaultyServer, loop: asyncio.AbstractEventLoop) -> None:
         self._owner = owner
+        self._greeted = False
         self._hang_up_after_reply = False
         super().__init__(
             _Handler(owner),
             hostname=SERVER_NAME,
             enable_SMTPUTF8=owner.smtputf8,
             tls_context=None if owner.implicit_tls else owner.tls_context,
-            # STARTTLS is enforced in _command() instead, so that refused commands are
-            # still counted (auth_attempts must see an AUTH sent before STARTTLS).
+            # STARTTLS is enforced by _counted instead (see there).
             require_starttls=False,
+            auth_required=owner.auth is not None,
             # Under implicit TLS aiosmtpd does not know the connection is encrypted.
             auth_require_tls=owner.tls_context is not None and not owner.implicit_tls,
             authenticator=owner._authenticate,
             loop=loop,
         )
-        self._smtp_methods = {
-            name: self._command(name, method) for name, method in self._smtp_methods.items()
-        }
-
-    def _command(
-        self, name: str, method: Callable[[str | None], Awaitable[None]]
-    ) -> Callable[[str | None], Awaitable[None]]:
-        async def command(arg: str | None) -> None:
-            self._owner._count_command(name)
-            if (
-                self._owner.require_starttls
-                and self._tls_protocol is None
-                and name not in _ALLOWED_BEFORE_STARTTLS
-            ):
-                await self.push("530 5.7.0 Must issue a STARTTLS command first")
-                return
-            await method(arg)
-
-        return functools.update_wrapper(command, method)  # keeps HELP's syntax attributes
 
     def _create_session(self) -> Session:
         return _Session(self.loop)
@@ -508,56 +570,82 @@ class _FaultySMTP(SMTP):
             self._hang_up_after_reply = True
         return fault.reply()
 
-    def hang_up(self) -> None:
-        """Close the connection: after STARTTLS the TCP socket itself (no TLS close_notify);
-        under implicit TLS the TLS transport, which sends close_notify first."""
-        transport = self._original_transport or self.transport
-        if transport is not None:
+    def hang_up(self, *, reset: bool = False) -> None:
+        """Close the connection, or with `reset` abort it with an RST. After STARTTLS the TCP
+        connection itself is dropped (no TLS close_notify); under implicit TLS the TLS
+        transport is closed, which sends close_notify first."""
+        transport = self.transport
+        if transport is None:
+            return
+        if reset:
+            self._socket_option(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            transport.abort()
+        elif self.session is not None and self.session.ssl is not None:
+            transport.abort()  # aborting the TLS transport closes the TCP one under it
+        else:
             transport.close()
 
+    def _socket_option(self, level: int, option: int, value: int | bytes) -> None:
+        raw = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if raw is not None:
+            raw.setsockopt(level, option, value)
+
     async def push(self, status: AnyStr) -> None:
+        if not self._greeted:  # aiosmtpd's first push is the greeting
+            self._greeted = True
+            fault = self._owner._take("greeting")
+            if fault is not None:
+                self._hang_up_after_reply = fault.action != "garbage"
+                status = fault.reply()  # type: ignore[assignment]
+        hang_up = self._hang_up_after_reply
+        if hang_up and hasattr(socket, "TCP_CORK"):
+            # Hold the reply back until the FIN can go with it (see the module docstring).
+            self._socket_option(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
         await super().push(status)
-        if self._hang_up_after_reply:
+        if hang_up:
             self._hang_up_after_reply = False
             self.hang_up()
             raise asyncio.CancelledError  # end this session now, like a lost connection
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        # Not in the factory: under implicit TLS a failed handshake never gets this far,
+        # and would never see connection_lost either.
+        self._owner._sessions.add(self)
+        super().connection_made(transport)
 
     def connection_lost(self, error: Exception | None) -> None:
         self._owner._sessions.discard(self)
         super().connection_lost(error)
 
-    # --- protocol-level faults ---------------------------------------------------------
+    # --- commands ----------------------------------------------------------------------
 
-    async def _handle_client(self) -> None:
-        fault = self._owner._take("greeting")
-        if fault is not None:
-            self._hang_up_after_reply = True
-            await self.push(fault.reply())
-        await super()._handle_client()
+    smtp_HELO = _counted(SMTP.smtp_HELO)
+    smtp_EHLO = _counted(SMTP.smtp_EHLO)
+    smtp_NOOP = _counted(SMTP.smtp_NOOP)
+    smtp_QUIT = _counted(SMTP.smtp_QUIT)
+    smtp_STARTTLS = _counted(SMTP.smtp_STARTTLS)
+    smtp_MAIL = _counted(SMTP.smtp_MAIL)
+    smtp_RCPT = _counted(SMTP.smtp_RCPT)
+    smtp_RSET = _counted(SMTP.smtp_RSET)
+    smtp_VRFY = _counted(SMTP.smtp_VRFY)
+    smtp_EXPN = _counted(SMTP.smtp_EXPN)
+    smtp_HELP = _counted(SMTP.smtp_HELP)
 
-    @_same_help(SMTP.smtp_MAIL)
-    async def smtp_MAIL(self, arg: str | None) -> None:
-        assert self.session is not None
-        if self.session.host_name:
-            if self._owner.auth is not None and not self.session.authenticated:
-                await self.push("530 5.7.0 Authentication required")
-                return
-            fault = self._owner._take("mail")
-            if fault is not None:
-                await self.push(self.fault_reply(fault))
-                return
-        await super().smtp_MAIL(arg)
-
+    @_counted
     @_same_help(SMTP.smtp_DATA)
     async def smtp_DATA(self, arg: str | None) -> None:
         assert self.session is not None and self.envelope is not None
         ready = self.session.host_name and self.envelope.rcpt_tos and not arg
-        if ready and self._owner._take("data") is not None:
-            await self.push("354 End data with <CR><LF>.<CR><LF>")
-            self.hang_up()  # before a single body byte is read
-            raise asyncio.CancelledError
-        await super().smtp_DATA(arg)
+        fault = self._owner._take("data") if ready else None
+        if fault is None:
+            await super().smtp_DATA(arg)
+        elif fault.action == "garbage":
+            await self.push(fault.reply())
+        else:
+            self._hang_up_after_reply = True
+            await self.push("354 End data with <CR><LF>.<CR><LF>")  # hangs up unread
 
+    @_counted
     @_same_help(SMTP.smtp_AUTH)
     async def smtp_AUTH(self, arg: str | None) -> None:
         if self._owner.auth is None:
@@ -567,6 +655,14 @@ class _FaultySMTP(SMTP):
 
 
 # --- fixtures ------------------------------------------------------------------------
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # aiosmtpd warns when AUTH is required without TLS; a FaultyServer with `auth` and no
+    # `tls_context` does exactly that on purpose, to check that the client declines to AUTH.
+    config.addinivalue_line(
+        "filterwarnings", "ignore:Requiring AUTH while not requiring TLS:UserWarning"
+    )
 
 
 def write_ca_pem(ca: trustme.CA, path: Path) -> Path:
@@ -609,4 +705,11 @@ def tls_smtp_server(tls_ca: trustme.CA) -> Iterator[FaultyServer]:
     ``FaultyServer(tls_context=server_tls_context(tls_ca), auth=("user", "pw"))``.
     """
     with FaultyServer(tls_context=server_tls_context(tls_ca)) as server:
+        yield server
+
+
+@pytest.fixture
+def smtps_server(tls_ca: trustme.CA) -> Iterator[FaultyServer]:
+    """A started FaultyServer speaking implicit TLS (SMTPS) with a `tls_ca`-issued certificate."""
+    with FaultyServer(tls_context=server_tls_context(tls_ca), implicit_tls=True) as server:
         yield server

@@ -229,6 +229,53 @@ def test_disconnect_after_dot_sends_no_reply(smtp_server: FaultyServer) -> None:
     assert len(smtp_server.received) == 1
 
 
+def test_disconnect_after_354_sends_its_close_with_the_354(smtp_server: FaultyServer) -> None:
+    smtp_server.disconnect_after_354()
+    with raw_session(smtp_server) as sock:
+        sock.sendall(b"DATA\r\n")
+        assert sock.recv(100).startswith(b"354 ")
+        # The FIN came in the same segment: it is queued the moment the 354 is.
+        assert sock.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT) == b""
+
+
+def test_reset_after_dot_records_the_message_and_resets(smtp_server: FaultyServer) -> None:
+    smtp_server.reset_after_dot(ALICE)
+    with raw_session(smtp_server) as sock:
+        sock.sendall(b"DATA\r\n")
+        assert sock.recv(100).startswith(b"354 ")
+        sock.sendall(message("<reset@x>").encode() + b".\r\n")
+        with pytest.raises(ConnectionResetError):
+            read_all(sock)
+    assert [r.message_id for r in smtp_server.received] == ["<reset@x>"]
+
+
+def test_garbage_replies_at_each_point(smtp_server: FaultyServer) -> None:
+    for point in ("greeting", "mail", "rcpt", "data", "dot"):
+        smtp_server.garbage_reply(point, f"garbage at {point}")  # type: ignore[arg-type]
+    with socket.create_connection((smtp_server.host, smtp_server.port), timeout=2.0) as sock:
+        reader = sock.makefile("rb")
+
+        def say(line: bytes) -> bytes:
+            sock.sendall(line + b"\r\n")
+            return reader.readline()
+
+        assert reader.readline() == b"garbage at greeting\r\n"
+        sock.sendall(b"EHLO client.test\r\n")
+        while not reader.readline().startswith(b"250 "):
+            pass
+        assert say(f"MAIL FROM:<{SENDER}>".encode()) == b"garbage at mail\r\n"
+        assert say(f"MAIL FROM:<{SENDER}>".encode()).startswith(b"250")
+        assert say(f"RCPT TO:<{ALICE}>".encode()) == b"garbage at rcpt\r\n"
+        assert say(f"RCPT TO:<{ALICE}>".encode()).startswith(b"250")
+        assert say(b"DATA") == b"garbage at data\r\n"
+        assert say(b"DATA").startswith(b"354 ")
+        assert say(message("<garbage@x>").encode() + b".") == b"garbage at dot\r\n"
+        assert say(b"NOOP").startswith(b"250")  # the connection stays open
+        reader.close()
+    assert [r.message_id for r in smtp_server.received] == ["<garbage@x>"]
+    assert smtp_server.pending_faults == 0
+
+
 def test_delay_data_makes_the_client_time_out(smtp_server: FaultyServer) -> None:
     smtp_server.delay_data(1.0)
     with (
@@ -317,6 +364,8 @@ def test_scripting_rejects_nonsense(smtp_server: FaultyServer) -> None:
         smtp_server.disconnect_after_dot(times=0)
     with pytest.raises(ValueError):
         smtp_server.delay_data(-1)
+    with pytest.raises(ValueError):
+        smtp_server.garbage_reply("quit")  # type: ignore[arg-type]
     assert smtp_server.pending_faults == 0
 
 

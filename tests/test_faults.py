@@ -1,0 +1,359 @@
+"""How each SMTP fault is classified, against the real FaultyServer (tests/smtpd.py):
+after the final dot, before it, at TLS and AUTH, in the transport URL, and the rate control
+that 421 and 454 drive. Nothing on the client side is mocked."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import sqlite3
+import ssl
+import time
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+import trustme
+from click.testing import CliRunner
+
+from digest.cli import cli
+from digest.journal import Journal
+from digest.message import Envelope
+from digest.send import Job, Sender, SendOptions, Tally, TokenBucket
+from digest.smtp import SmtpConfig, SmtpTransport
+from digest.transports import Delivery
+from tests.smtpd import FaultyServer, server_tls_context
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures" / "send"
+AS_OF = "2026-11-28"
+SENDER = "digest@example.org"
+GARBAGE = ("hello there", "2x0 ok")
+
+
+@pytest.fixture
+def workdir(make_workdir: Callable[..., Path]) -> Path:
+    return make_workdir(FIXTURES / "five.csv")
+
+
+def envelope(n: int) -> Envelope:
+    data = (f"From: {SENDER}\r\nTo: reader{n}@example.org\r\nMessage-ID: <{n}@example.org>\r\n"
+            f"Subject: Weekly\r\n\r\nHello, reader {n}.\r\n").encode()
+    return Envelope(SENDER, f"reader{n}@example.org", f"<{n}@example.org>", data)
+
+
+async def _nothing() -> None:
+    return None
+
+
+def deliver(server: FaultyServer, count: int, *, timeout: float = 5.0,
+            before_each: Callable[[int], None] = lambda n: None) -> list[Delivery]:
+    """Deliver envelope(1..count) in turn over one reused SmtpConnection."""
+    config = SmtpConfig(host=server.host, port=server.port, implicit_tls=False, timeout=timeout)
+    connection = SmtpTransport(config).connection()
+
+    async def run() -> list[Delivery]:
+        results = []
+        try:
+            for n in range(1, count + 1):
+                before_each(n)
+                results.append(await connection.deliver(envelope(n), _nothing))
+        finally:
+            await connection.close()
+        return results
+
+    return asyncio.run(run())
+
+
+def send(server: FaultyServer, *extra: str, scheme: str = "smtp", user: str = "",
+         env: dict[str, str] | None = None) -> tuple[int, str, str]:
+    url = f"{scheme}://{user + '@' if user else ''}{server.host}:{server.port}"
+    args = ["send", "--as-of", AS_OF, "--list", "five.csv", "--retry-delay", "0.01",
+            "--timeout", "5", "--transport", url, *extra]
+    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
+
+
+def journal(workdir: Path) -> dict[str, tuple[str, int, int | None]]:
+    with closing(sqlite3.connect(workdir / ".digest" / "journal.sqlite3")) as db:
+        rows = db.execute("SELECT email, status, attempts, last_code FROM deliveries")
+        return {email: (status, attempts, code) for email, status, attempts, code in rows}
+
+
+def copies(server: FaultyServer, address: str) -> int:
+    return sum(message.rcpt_tos == [address] for message in server.received)
+
+
+# --- after the final dot: whatever happens, the server may have the message ---------------
+
+
+@pytest.mark.parametrize("fault", ["close", "reset", "timeout", *GARBAGE])
+def test_after_the_dot_every_failure_is_ambiguous(smtp_server: FaultyServer, fault: str) -> None:
+    if fault == "close":
+        smtp_server.disconnect_after_dot()
+    elif fault == "reset":
+        smtp_server.reset_after_dot()
+    elif fault == "timeout":
+        smtp_server.delay_data(3.0)
+    else:
+        smtp_server.garbage_reply("dot", fault)
+    first, second = deliver(smtp_server, 2, timeout=0.5 if fault == "timeout" else 5.0)
+    assert (first.status, first.code, first.connection) == ("ambiguous", None, False)
+    assert first.reply.startswith("no valid reply after the final dot: ")
+    assert second.status == "sent"  # on a new connection: the old one cannot be trusted
+    assert smtp_server.connections == 2
+    assert [m.rcpt_tos for m in smtp_server.received] == [["reader1@example.org"],
+                                                          ["reader2@example.org"]]
+
+
+def test_a_garbage_reply_after_the_dot_is_named_in_the_journal_reply(
+    smtp_server: FaultyServer,
+) -> None:
+    smtp_server.garbage_reply("dot", "2x0 ok")
+    [delivery] = deliver(smtp_server, 1)
+    assert delivery.reply == "no valid reply after the final dot: malformed reply: '2x0 ok'"
+
+
+def test_a_reset_after_the_dot_is_not_resent_in_the_same_run(
+    workdir: Path, smtp_server: FaultyServer
+) -> None:
+    smtp_server.reset_after_dot("reader5@example.org")
+    code, out, _ = send(smtp_server)
+    assert code == 3
+    assert "1 ambiguous" in out
+    assert journal(workdir)["reader5@example.org"] == ("ambiguous", 1, None)
+    assert copies(smtp_server, "reader5@example.org") == 1  # no silent duplicate
+
+
+# --- before the dot: a protocol fault is the connection's, and retried --------------------
+
+
+@pytest.mark.parametrize("point", ["greeting", "mail", "rcpt", "data"])
+@pytest.mark.parametrize("text", GARBAGE)
+def test_a_garbage_reply_before_the_dot_is_retried_on_a_new_connection(
+    smtp_server: FaultyServer, point: str, text: str
+) -> None:
+    smtp_server.garbage_reply(point, text)  # type: ignore[arg-type]
+    first, second = deliver(smtp_server, 2)
+    assert (first.status, first.code, first.connection) == ("deferred", None, True)
+    assert first.reply.endswith(f"malformed reply: {text!r}")
+    assert not first.bounce
+    assert second.status == "sent"
+    assert smtp_server.connections == 2
+    assert [m.rcpt_tos for m in smtp_server.received] == [["reader2@example.org"]]
+
+
+def test_a_garbage_reply_to_rcpt_is_retried_and_delivered_once(
+    workdir: Path, smtp_server: FaultyServer
+) -> None:
+    smtp_server.garbage_reply("rcpt", "hello there")
+    code, _, _ = send(smtp_server, "--concurrency", "1")
+    assert code == 0
+    assert {status for status, _, _ in journal(workdir).values()} == {"sent"}
+    assert sum(len(m.rcpt_tos) for m in smtp_server.received) == 5
+
+
+def test_a_close_after_354_is_retried_every_time(smtp_server: FaultyServer) -> None:
+    # Fifty in a row: the client must see the close before its final dot every time,
+    # however the threads happen to be scheduled.
+    results = deliver(smtp_server, 51,
+                      before_each=lambda n: smtp_server.disconnect_after_354() if n <= 50 else None)
+    assert [(d.status, d.connection) for d in results[:50]] == [("deferred", True)] * 50
+    assert {d.reply for d in results[:50]} == {
+        "the server closed the connection before the final dot"}
+    assert results[50].status == "sent"
+    assert smtp_server.connections == 51
+    assert [m.rcpt_tos for m in smtp_server.received] == [["reader51@example.org"]]
+
+
+# --- refusals -----------------------------------------------------------------------------
+
+
+def test_a_5xx_to_data_fails_the_recipient_without_suppressing_them(
+    workdir: Path, smtp_server: FaultyServer
+) -> None:
+    smtp_server.fail_data("reader2@example.org", 554, "5.7.1 message looks like spam", times=3)
+    code, _, _ = send(smtp_server)
+    assert code == 3
+    assert journal(workdir)["reader2@example.org"] == ("failed", 1, 554)
+    listed = CliRunner().invoke(cli, ["suppress", "list", "--format", "json"])
+    assert json.loads(listed.stdout) == []
+    assert smtp_server.pending_faults == 2  # never retried
+
+
+def test_a_refused_login_stops_the_run(workdir: Path, tls_ca: trustme.CA,
+                                       tls_ca_file: Path) -> None:
+    with FaultyServer(tls_context=server_tls_context(tls_ca), auth=("news", "s3cret")) as server:
+        code, out, err = send(server, "--ca-file", str(tls_ca_file), user="news",
+                              env={"DIGEST_SMTP_PASSWORD": "wrong-password"})
+        assert server.received == []
+        assert server.auth_attempts >= 1
+    assert code == 1
+    assert err == ("Error: 127.0.0.1 refused the login for news: 535 5.7.8 Authentication "
+                   "credentials invalid\n")
+    assert "wrong-password" not in out + err
+
+
+# --- certificates: a failure stops the run at once -----------------------------------------
+
+
+def test_smtps_with_the_right_ca_delivers(workdir: Path, smtps_server: FaultyServer,
+                                          tls_ca_file: Path) -> None:
+    code, _, err = send(smtps_server, "--ca-file", str(tls_ca_file), scheme="smtps")
+    assert (code, err) == (0, "")
+    assert len(smtps_server.received) == 5
+
+
+def test_smtps_with_an_unknown_ca_stops_the_run(workdir: Path,
+                                                smtps_server: FaultyServer) -> None:
+    code, _, err = send(smtps_server, "--concurrency", "1", scheme="smtps")
+    assert code == 1
+    assert err == ("Error: the certificate of 127.0.0.1 failed verification (unable to get "
+                   "local issuer certificate); nothing was sent. Use --ca-file for a private "
+                   "CA\n")
+    assert smtps_server.received == []
+    assert smtps_server.connections == 1  # no retry, no second connection
+    assert smtps_server.ehlo_count == 0  # not a single command went over it
+
+
+@pytest.fixture
+def self_signed(tmp_path: Path) -> ssl.SSLContext:
+    """A server context whose certificate signs itself (trustme's CA certificate)."""
+    ca = trustme.CA()
+    ca.cert_pem.write_to_path(str(tmp_path / "cert.pem"))
+    ca.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tmp_path / "cert.pem", tmp_path / "key.pem")
+    return context
+
+
+def test_starttls_with_a_self_signed_certificate_stops_the_run(
+    workdir: Path, self_signed: ssl.SSLContext, tls_ca_file: Path
+) -> None:
+    with FaultyServer(tls_context=self_signed) as server:
+        code, _, err = send(server, "--concurrency", "1", "--ca-file", str(tls_ca_file))
+        assert server.received == []
+        assert server.connections == 1  # no retry, no second connection
+        assert server.ehlo_count == 1  # the EHLO in the clear; none after STARTTLS
+    assert code == 1
+    assert err == ("Error: the certificate of 127.0.0.1 failed verification (self-signed "
+                   "certificate); nothing was sent. Use --ca-file for a private CA\n")
+
+
+# --- malformed transport URLs: one line, and never a password -----------------------------
+
+FORM = "smtp://[user@]host[:port]"
+
+
+@pytest.mark.parametrize(("spec", "error"), [
+    ("smtp://[::1", f"cannot read 'smtp://[::1' as a URL; use {FORM}, with an IPv6 address in "
+                    "brackets: smtp://[::1]:587"),
+    ("smtp://mail.example.org:0",
+     f"the port in 'smtp://mail.example.org:0' must be a number from 1 to 65535; use {FORM}"),
+    ("smtp://mail.example.org:65536",
+     f"the port in 'smtp://mail.example.org:65536' must be a number from 1 to 65535; use {FORM}"),
+    ("smtp://mail.example.org:submission", "the port in 'smtp://mail.example.org:submission' "
+                                           f"must be a number from 1 to 65535; use {FORM}"),
+    ("smtp://mail.example.org/x",
+     f"'smtp://mail.example.org/x' has a path; use {FORM}, with nothing after the port"),
+    ("smtp://mail.example.org?a=b",
+     f"'smtp://mail.example.org?a=b' has a query; use {FORM}, with nothing after the port"),
+    ("smtp://mail.example.org#top",
+     f"'smtp://mail.example.org#top' has a fragment; use {FORM}, with nothing after the port"),
+    ("smtps:/news:hunter2@mail.example.org", "'smtps:/news:***@mail.example.org' lacks the // "
+                                             "after smtps:; use smtps://[user@]host[:port]"),
+    ("smtps:news:hunter2@mail.example.org", "'smtps:***@mail.example.org' lacks the // after "
+                                            "smtps:; use smtps://[user@]host[:port]"),
+    ("smpt://news:hunter2@mail.example.org",
+     "unknown transport 'smpt://news:***@mail.example.org'; use maildir:PATH, "
+     "smtp://[user@]host[:port] or smtps://[user@]host[:port]"),
+    ("news:hunter2@mail.example.org",
+     "unknown transport 'news:***@mail.example.org'; use maildir:PATH, "
+     "smtp://[user@]host[:port] or smtps://[user@]host[:port]"),
+    ("smtp://news:hunter2@mail.example.org/x",
+     "a password does not belong in the transport URL (it would show in the process list); "
+     "set DIGEST_SMTP_PASSWORD or smtp-password in the config file"),
+])
+def test_a_malformed_transport_is_one_line_without_the_password(
+    workdir: Path, spec: str, error: str
+) -> None:
+    result = CliRunner().invoke(cli, ["send", "--as-of", AS_OF, "--list", "five.csv",
+                                      "--transport", spec])
+    assert (result.exit_code, result.stderr) == (1, f"Error: --transport: {error}\n")
+    assert "hunter2" not in result.output
+    assert not (workdir / ".digest").exists()  # refused before anything else happened
+
+
+# --- rate control ---------------------------------------------------------------------------
+
+
+def test_the_bucket_halves_on_throttling_and_wins_back_gently() -> None:
+    bucket = TokenBucket(100.0)
+    bucket.slow_down(observed=1_000.0)  # capped: the cap halves, whatever was achieved
+    assert bucket.rate == 50.0
+    bucket.slow_down(observed=1_000.0)
+    assert bucket.rate == 25.0
+    bucket.speed_up()
+    assert bucket.rate == pytest.approx(25.0 * 1.05)
+    for _ in range(200):
+        bucket.speed_up()
+    assert bucket.rate == 100.0  # never above the cap
+
+
+def test_the_bucket_never_falls_below_its_floor_nor_rises_above_a_low_cap() -> None:
+    bucket = TokenBucket(40.0)
+    for _ in range(10):
+        bucket.slow_down(observed=0.0)
+    assert bucket.rate == TokenBucket.FLOOR
+    low = TokenBucket(2.0)  # a cap below the floor stays the limit
+    low.slow_down(observed=0.0)
+    assert low.rate == 2.0
+
+
+def test_an_uncapped_bucket_halves_what_was_achieved_and_frees_itself_again() -> None:
+    bucket = TokenBucket(None)
+    bucket.slow_down(observed=300.0)
+    assert bucket.rate == 150.0
+    while bucket.rate is not None:
+        assert bucket.rate <= 10_000 * 1.05
+        bucket.speed_up()
+    assert bucket.cap is None
+
+
+def test_the_bucket_spaces_acquisitions_at_its_rate() -> None:
+    rate = 20.0
+
+    async def acquire_all() -> list[float]:
+        bucket = TokenBucket(rate)
+        stamps = []
+        for _ in range(23):
+            await bucket.acquire()
+            stamps.append(time.monotonic())
+        return stamps
+
+    started = time.monotonic()
+    stamps = asyncio.run(acquire_all())
+    # A second's worth (20) at once; each later token is due 1/rate after the one before.
+    for extra, stamp in enumerate(stamps[20:], start=1):
+        assert stamp - started >= extra / rate - 1e-6
+
+
+def test_421_and_454_lower_the_rate_of_a_send(smtp_server: FaultyServer, tmp_path: Path) -> None:
+    smtp_server.throttle(421)
+    smtp_server.throttle(454)
+    config = SmtpConfig(host=smtp_server.host, port=smtp_server.port, implicit_tls=False)
+    options = SendOptions(concurrency=1, rate=100.0, retry_delay=0.001)
+    journal = Journal(tmp_path / "journal.sqlite3", enabled=False)
+
+    async def run() -> TokenBucket:
+        sender = Sender(journal, "c", SmtpTransport(config), options, Tally())
+        await sender.run(Job(envelope(n)) for n in range(1, 6))
+        return sender.bucket
+
+    bucket = asyncio.run(run())
+    journal.close()
+    # Halved twice (100 -> 25), then 5% back for each of the five messages sent.
+    assert bucket.rate == pytest.approx(25.0 * 1.05**5)
+    assert sorted(r for m in smtp_server.received for r in m.rcpt_tos) == [
+        f"reader{n}@example.org" for n in range(1, 6)]
+
