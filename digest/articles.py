@@ -11,15 +11,18 @@ whatever format it came from. Precedence, highest first:
    body later, by ``summarize``.
 
 Only regular files inside the folder are read: symlinks that lead out of it
-are skipped with a warning, and hidden files and folders are ignored.
+or nowhere, named pipes, devices and files over MAX_ARTICLE_BYTES are skipped
+with a warning, and hidden files and folders are ignored.
 """
 
 from __future__ import annotations
 
 import codecs
+import errno
 import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -27,11 +30,17 @@ import yaml
 
 from digest.dates import parse_datetime, parse_published
 from digest.errors import ArticleError
-from digest.model import Article, Tag, clean_text
-from digest.readers import READERS, LayoutError, RawArticle, RawField
+from digest.model import Article, NotAFile, Tag, clean_text, read_regular, shown
+from digest.readers import READERS, LayoutError, RawArticle, RawField, YamlLimitError, load_yaml
 
 AUTHORS_FILES = ("authors.yaml", "authors.yml")
 REQUIRED = ("title", "author", "date")
+# Size caps, checked before reading: an article is a few KiB, a newsroom's
+# authors file well under a MiB, so anything bigger is a mistake (a video
+# saved as .md), and reading it whole could exhaust memory.
+MAX_ARTICLE_BYTES = 1 << 20
+MAX_AUTHORS_BYTES = 10 << 20
+_LONGEST_DATE = 100  # characters; longer text is no date, and is not quoted whole
 
 
 def _text(value: object) -> str:
@@ -44,6 +53,10 @@ def _text(value: object) -> str:
 
 
 def _date(value: object) -> object:
+    if not isinstance(value, (str, date)):
+        raise ValueError(f"expected a date, got {type(value).__name__} {shown(value)}")
+    if isinstance(value, str) and len(value) > _LONGEST_DATE:
+        raise ValueError(f"{shown(value)} is too long to be a date")
     # "December 31, 2023 at 11:27 am EST" is the news-page stamp; all else is ISO 8601.
     if isinstance(value, str) and " at " in value:
         return parse_published(value)
@@ -60,7 +73,7 @@ def _tags(value: object) -> tuple[Tag, ...]:
     tags: dict[str, Tag] = {}
     for item in items:
         if not isinstance(item, (str, int)) or isinstance(item, bool):
-            raise ValueError(f"tag {item!r} is not text")
+            raise ValueError(f"tag {shown(item)} is not text")
         tag = Tag.of(str(item))
         if tag.slug:
             tags.setdefault(tag.slug, tag)
@@ -70,7 +83,7 @@ def _tags(value: object) -> tuple[Tag, ...]:
 def _url(value: object) -> str:
     url = _text(value)
     if urlsplit(url).scheme not in ("http", "https"):
-        raise ValueError(f"{url!r} is not an http(s) URL")
+        raise ValueError(f"{shown(url)} is not an http(s) URL")
     return url
 
 
@@ -127,12 +140,16 @@ def _walk(root: Path) -> Iterator[Path]:
                 yield Path(folder, name)
 
 
-def _read_text(path: Path, root: Path) -> str:
-    if path.is_symlink() and not path.resolve().is_relative_to(root.resolve()):
-        raise ArticleError(path, "is a symlink that leads outside the articles folder; skipped")
+def _read_text(path: Path, root: Path, limit: int = MAX_ARTICLE_BYTES) -> str:
+    if path.is_symlink():
+        _check_symlink(path, root)
+    try:
+        data = read_regular(path, limit)
+    except NotAFile as exc:
+        raise ArticleError(path, f"{exc}; skipped") from exc
     # Strip the BOM before decoding so an error's offset counts from the same byte
     # as the line count ('utf-8-sig' reports offsets past the BOM).
-    data = path.read_bytes().removeprefix(codecs.BOM_UTF8)
+    data = data.removeprefix(codecs.BOM_UTF8)
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -140,19 +157,40 @@ def _read_text(path: Path, root: Path) -> str:
         raise ArticleError(path, "is not UTF-8 text; re-save it as UTF-8", line=line) from exc
 
 
+def _check_symlink(path: Path, root: Path) -> None:
+    """Refuse a symlink that leads out of ``root``, or nowhere."""
+    try:
+        target = path.resolve(strict=True)
+    except FileNotFoundError as exc:
+        raise ArticleError(path, "is a symlink to a file that does not exist; skipped") from exc
+    except (OSError, RuntimeError) as exc:
+        # Python 3.11 reports a loop as RuntimeError, later ones as ELOOP.
+        if isinstance(exc, OSError) and exc.errno != errno.ELOOP:
+            raise ArticleError(path, f"cannot be read: {exc.strerror}") from exc
+        raise ArticleError(path, "is a symlink loop; skipped") from exc
+    if not target.is_relative_to(root.resolve()):
+        raise ArticleError(path, "is a symlink that leads outside the articles folder; skipped")
+
+
 def load_bios(root: Path) -> dict[str, str]:
     """Author blurbs from ``authors.yaml``: ``Name: {bio: "..."}`` or ``Name: "..."``."""
     for name in AUTHORS_FILES:
         path = root / name
-        if path.is_file():
+        if os.path.lexists(path):
             break
     else:
         return {}
     try:
-        data = yaml.safe_load(_read_text(path, root)) or {}
+        data = load_yaml(_read_text(path, root, MAX_AUTHORS_BYTES)) or {}
+    except OSError as exc:
+        raise ArticleError(path, f"cannot be read: {exc.strerror}") from exc
+    except YamlLimitError as exc:
+        raise ArticleError(path, exc.problem, line=exc.line + 1) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise ArticleError(path, "is not valid YAML", line=mark.line + 1 if mark else None) from exc
+    except (ValueError, OverflowError) as exc:  # YAML builds dates itself: 2026-13-45
+        raise ArticleError(path, f"has a value YAML cannot read: {exc}") from exc
     if not isinstance(data, dict):
         raise ArticleError(path, "must map each author's name to their bio")
     bios = {}

@@ -5,6 +5,7 @@ the wrapper that turns a DigestError into one line and an exit code."""
 from __future__ import annotations
 
 import functools
+import math
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -16,6 +17,7 @@ import click
 from digest.config import Settings
 from digest.dates import parse_datetime, parse_duration
 from digest.errors import DigestError
+from digest.model import shown
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -38,6 +40,18 @@ class DateTimeParam(click.ParamType):  # type: ignore[type-arg]
             self.fail(str(exc), param, ctx)
 
 
+class FiniteFloat(click.FloatRange):
+    """A float in a range that is also finite: click's FloatRange lets nan
+    through (every comparison with it is false), and inf where there is no
+    maximum, and either would stall or spin a send."""
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{shown(value)} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
+
 class SinceParam(click.ParamType):  # type: ignore[type-arg]
     name = "SINCE"
 
@@ -54,6 +68,29 @@ class SinceParam(click.ParamType):  # type: ignore[type-arg]
                 self.fail(f"{text!r} is neither a duration (7d, 2w, 36h) nor an ISO date "
                           "(2026-11-21)", param, ctx)
         return text
+
+
+def config_value_problem(param: click.Parameter, value: object) -> str | None:
+    """Why a digest.toml value cannot be this option's, or None. Checked before
+    click converts it, which would quietly turn 1.5 into 1 and ["a", "b"] into
+    the name "['a', 'b']", and fail on inf with a traceback."""
+    multiple = bool(getattr(param, "multiple", False))
+    for item in value if multiple and isinstance(value, list) else [value]:
+        if isinstance(item, (list, dict)):
+            kind = "a list" if isinstance(item, list) else "a table"
+            return f"expected a list of strings, not one holding {kind}" if multiple else (
+                f"expected one value, not {kind}")
+        if isinstance(item, float) and not math.isfinite(item):
+            return f"expected a finite number, not {item}"
+        if isinstance(param.type, click.types.IntParamType) and isinstance(item, (float, bool)):
+            return f"expected a whole number, not {_toml(item)}"
+        if isinstance(param.type, click.types.FloatParamType) and isinstance(item, bool):
+            return f"expected a number, not {_toml(item)}"
+    return None
+
+
+def _toml(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else shown(value)
 
 
 def selection_options(f: F) -> F:

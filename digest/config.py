@@ -17,9 +17,11 @@ from pathlib import Path
 
 from digest.dates import parse_since
 from digest.errors import ConfigError
+from digest.model import NotAFile, read_regular, shown
 from digest.selection import Criteria
 
 DEFAULT_CONFIG = Path("digest.toml")
+MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes
 # Secrets are settable in the file (or the environment) but never as a flag,
 # so they never show up in the process list or shell history.
 FILE_ONLY_KEYS = ("smtp_password",)
@@ -63,9 +65,13 @@ def read_config(path: Path, known: Iterable[str]) -> dict[str, object]:
     An unknown key is an error, so a typo never silently does nothing.
     """
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_regular(path, MAX_CONFIG_BYTES).decode("utf-8"))
     except OSError as exc:
         raise ConfigError(f"cannot be read: {exc.strerror}", source=str(path)) from exc
+    except NotAFile as exc:
+        raise ConfigError(str(exc), source=str(path)) from exc
+    except RecursionError as exc:
+        raise ConfigError("is not valid TOML: it nests too deeply", source=str(path)) from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"is not valid TOML: {exc}", source=str(path)) from exc
     known = set(known)
@@ -74,7 +80,8 @@ def read_config(path: Path, known: Iterable[str]) -> dict[str, object]:
         name = key.replace("-", "_")
         if name not in known:
             raise ConfigError(
-                f"unknown key {key!r}; known keys: {', '.join(sorted(known))}", source=str(path)
+                f"unknown key {shown(key)}; known keys: {', '.join(sorted(known))}",
+                source=str(path),
             )
         values[name] = value
     return values

@@ -14,9 +14,11 @@ import csv
 import io
 import re
 from collections.abc import Generator, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from digest.errors import SubscriberError
+from digest.model import NotAFile, open_regular
 
 DELIMITERS = ",;\t"
 MAX_LINE = 1 << 20  # characters; no list has such lines, a file without line breaks does
@@ -51,6 +53,14 @@ def sniff_delimiter(header: str) -> str:
     return max(DELIMITERS, key=counts.__getitem__)
 
 
+@dataclass(frozen=True, slots=True)
+class BadRecord:
+    """A record csv cannot read, such as ``"a"b@example.org`` (a stray quote
+    mid-field): one bad row, skipped with this reason, not the whole file."""
+
+    reason: str
+
+
 class _Lines:
     """A file's physical lines for csv.reader, counted.
 
@@ -64,12 +74,17 @@ class _Lines:
         self._lines = lines
         self._back: list[str] = []
         self.count = 0
+        self.exhausted = False
 
     def __iter__(self) -> _Lines:
         return self
 
     def __next__(self) -> str:
-        line = self._back.pop() if self._back else next(self._lines)
+        try:
+            line = self._back.pop() if self._back else next(self._lines)
+        except StopIteration:
+            self.exhausted = True
+            raise
         self.count += 1
         return line
 
@@ -78,18 +93,21 @@ class _Lines:
         self.count -= 1
 
 
-def records(path: Path) -> Generator[tuple[int, list[str]], None, None]:
+def records(path: Path) -> Generator[tuple[int, list[str] | BadRecord], None, None]:
     """``(start line, fields)`` for every record of ``path``, the header first.
 
-    Records with only blank fields are skipped (their lines still count).
-    Whole-file problems raise SubscriberError: the file cannot be opened, is
-    not UTF-8, or is not CSV that can be trusted (an unclosed quote would
-    otherwise swallow every row after it without a word).
+    Records with only blank fields are skipped (their lines still count). A
+    one-line record that is not valid CSV comes back as a BadRecord. Whole-file
+    problems raise SubscriberError: the file cannot be opened or is not a
+    regular file, is not UTF-8, or is not CSV that can be trusted (a quote left
+    open swallows the rows after it, so from there on nothing can be trusted).
     """
     try:
-        raw = path.open("rb")
+        raw = open_regular(path)
     except OSError as exc:
         raise SubscriberError(path, f"cannot be read: {exc.strerror}") from exc
+    except NotAFile as exc:
+        raise SubscriberError(path, f"{exc}; give a CSV file") from exc
     with raw, io.TextIOWrapper(raw, encoding="utf-8-sig", newline="") as text:
         # newline="" keeps CR, LF and CRLF as they are, which csv needs to
         # tell a quoted newline from the end of a record.
@@ -116,10 +134,14 @@ def records(path: Path) -> Generator[tuple[int, list[str]], None, None]:
             except StopIteration:
                 return
             except csv.Error as exc:
-                raise SubscriberError(
-                    path, f"bad CSV in the record that starts here: {exc}; "
-                    "look for an unclosed or stray double quote", line=start,
-                ) from exc
+                if lines.exhausted or lines.count > start:
+                    raise SubscriberError(
+                        path, f"bad CSV in the record that starts here: {exc}; "
+                        "look for an unclosed or stray double quote", line=start,
+                    ) from exc
+                yield start, BadRecord(f"bad CSV: {exc}; a double quote inside a field must be "
+                                       'doubled ("") and the whole field quoted')
+                continue
             if any(field.strip() for field in fields):
                 yield start, fields
 

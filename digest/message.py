@@ -24,7 +24,7 @@ from urllib.parse import quote, urlsplit, urlunsplit
 
 from digest.errors import ConfigError, HeaderError, TemplateError
 from digest.headers import ascii_domain, list_id, mailbox, to_field, unstructured
-from digest.model import slugify
+from digest.model import address_key, slugify
 from digest.render import PLACEHOLDER_FIELDS, TEMPLATES, TOKEN_CLOSE, TOKEN_OPEN, Rendered
 from digest.subscribers import Subscriber
 
@@ -209,7 +209,7 @@ class Envelope:
 def message_id(campaign: str, email: str, domain: str) -> str:
     """Unique per (campaign, recipient) and the same on every run, so a resent
     message can be recognised as a duplicate by receivers."""
-    digest = hashlib.sha256(f"{campaign}\0{email.lower()}".encode()).hexdigest()[:32]
+    digest = hashlib.sha256(f"{campaign}\0{address_key(email)}".encode()).hexdigest()[:32]
     return f"<{digest}@{domain}>"
 
 

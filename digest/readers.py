@@ -13,8 +13,18 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import yaml
+from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from digest.model import Block, clean_text
+from digest.model import Block, clean_text, shown
+
+# What YAML aliases may repeat in one file, in values and in characters. A
+# "billion laughs" of a few hundred bytes expands to gigabytes; no real front
+# matter or authors file repeats more than a handful of values.
+MAX_ALIAS_VALUES = 10_000
+MAX_ALIAS_CHARACTERS = 1 << 20
+# Lists and mappings nested deeper than this are refused: nothing we read
+# nests more than two levels, and PyYAML composes nodes recursively.
+MAX_YAML_DEPTH = 100
 
 
 class LayoutError(ValueError):
@@ -35,6 +45,77 @@ class RawField:
 class RawArticle:
     fields: dict[str, RawField] = field(default_factory=dict)
     body: tuple[Block, ...] = ()
+
+
+# --- YAML, bounded ------------------------------------------------------------
+
+
+class YamlLimitError(yaml.YAMLError):
+    """YAML that is valid but would take too much memory or recursion to load:
+    ``problem`` says which, from ``line`` (0-based, in the YAML text)."""
+
+    def __init__(self, problem: str, line: int) -> None:
+        self.problem = problem
+        self.line = line
+        super().__init__(problem)
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """A SafeLoader that counts, while composing, what aliases repeat and how
+    deep nodes nest, and stops past MAX_ALIAS_* or MAX_YAML_DEPTH."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._repeated = (0, 0)  # values, characters
+        # The expanded size (values, characters) of every node composed so far.
+        self._sizes: dict[int, tuple[int, int]] = {}
+
+    def compose_node(self, parent: Node | None, index: int) -> Node | None:
+        event: yaml.Event = self.peek_event()  # type: ignore[no-untyped-call]
+        line = event.start_mark.line if event.start_mark is not None else 0
+        if isinstance(event, yaml.AliasEvent):
+            node = super().compose_node(parent, index)
+            size = self._sizes.get(id(node))
+            if size is None:  # an alias to a node that contains it
+                raise YamlLimitError("uses a YAML alias inside its own anchor", line)
+            self._repeated = (self._repeated[0] + size[0], self._repeated[1] + size[1])
+            if self._repeated[0] > MAX_ALIAS_VALUES or self._repeated[1] > MAX_ALIAS_CHARACTERS:
+                raise YamlLimitError("uses YAML aliases that expand too far (more than "
+                                     f"{MAX_ALIAS_VALUES:,} values); write the values out", line)
+            return node
+        if self._depth >= MAX_YAML_DEPTH:
+            raise YamlLimitError(
+                f"nests lists or mappings more than {MAX_YAML_DEPTH} levels deep", line)
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if node is not None:
+            self._sizes[id(node)] = self._size(node)
+        return node
+
+    def _size(self, node: Node) -> tuple[int, int]:
+        if isinstance(node, ScalarNode):
+            return 1, len(node.value)
+        if isinstance(node, SequenceNode):
+            children = [self._sizes[id(child)] for child in node.value]
+        elif isinstance(node, MappingNode):
+            children = [self._sizes[id(part)] for pair in node.value for part in pair]
+        else:
+            children = []
+        return 1 + sum(c[0] for c in children), sum(c[1] for c in children)
+
+
+def load_yaml(text: str) -> object:
+    """``yaml.safe_load`` with bounds: aliases that repeat too much and nesting
+    too deep raise YamlLimitError (a YAMLError, with the mark where it stopped)."""
+    loader = _BoundedLoader(text)
+    try:
+        return loader.get_single_data()
+    finally:
+        loader.dispose()
 
 
 # --- Markdown with YAML front matter ---------------------------------------
@@ -82,7 +163,9 @@ def read_markdown(text: str) -> RawArticle:
     if end is None:
         raise LayoutError("the front matter has no closing '---' line", 1)
     try:
-        meta = yaml.safe_load("\n".join(lines[1:end])) or {}
+        meta = load_yaml("\n".join(lines[1:end])) or {}
+    except YamlLimitError as exc:
+        raise LayoutError(f"front matter {exc.problem}", exc.line + 2) from exc
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         problem = getattr(exc, "problem", None) or "invalid YAML"
@@ -135,7 +218,7 @@ def _next_nonblank(lines: list[str], start: int) -> int:
 
 def _expect(lines: list[str], i: int, what: str, test: Callable[[str], bool]) -> str:
     if i >= len(lines) or not test(lines[i].strip()):
-        found = repr(lines[i].strip()) if i < len(lines) else "the end of the file"
+        found = shown(lines[i].strip()) if i < len(lines) else "the end of the file"
         raise LayoutError(f"expected {what}, found {found}", min(i, len(lines) - 1) + 1)
     return lines[i].strip()
 
@@ -183,7 +266,7 @@ def _find_tail(lines: list[str], author: str, body_start: int) -> int:
         if lines[i].strip() == author and lines[i - 1].strip():
             return i
     raise LayoutError(
-        f"expected a line of tags followed by a line with the author's name ({author!r}) "
+        f"expected a line of tags followed by a line with the author's name ({shown(author)}) "
         "after the body",
         len(lines),
     )

@@ -12,10 +12,14 @@ one entry per distinct address, to drop duplicates across files.
 from __future__ import annotations
 
 import csv
+import errno
 import json
+import os
 import re
+import shutil
 import sqlite3
 import tempfile
+import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -24,9 +28,9 @@ from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
 
-from digest.errors import SubscriberError
-from digest.lists import records
-from digest.model import clean_text, slugify
+from digest.errors import DigestError, SubscriberError
+from digest.lists import BadRecord, records
+from digest.model import address_key, clean_text, shown, slugify
 
 FORMATS = ("digest", "mailchimp", "listmonk")
 MAX_NAME = 100
@@ -60,9 +64,8 @@ class Subscriber:
 
     @property
     def key(self) -> str:
-        # Every major provider treats the local part case-insensitively, so
-        # Ann@x.org and ann@x.org are one person (and one message).
-        return self.email.casefold()
+        """Ann@x.org and ann@x.org are one person (and one message); see address_key."""
+        return address_key(self.email)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +95,7 @@ def detect_format(header: Sequence[str]) -> str:
         # Our format and listmonk's both have email and name; attributes and
         # blocklisted are listmonk's alone.
         return "listmonk" if columns & {"attributes", "blocklisted"} else "digest"
-    raise ValueError(f"no email column in {_shown(','.join(header))}; {_EXPECTED}")
+    raise ValueError(f"no email column in {shown(','.join(header))}; {_EXPECTED}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +135,7 @@ def _layout(path: Path, line: int, header: Sequence[str], forced: str | None) ->
     elif _EMAIL_COLUMN[forced] not in names:
         raise SubscriberError(
             path, f"has no {_EMAIL_COLUMN[forced]!r} column, which a {forced} list needs; "
-            f"the header is {_shown(','.join(header))}", line=line,
+            f"the header is {shown(','.join(header))}", line=line,
         )
     index: dict[str, int] = {}
     for at, name in enumerate(names):
@@ -152,7 +155,7 @@ def _digest(layout: _Layout, record: Sequence[str]) -> _Fields:
     status = layout.cell(record, "status")
     problems: tuple[str, ...] = ()
     if status.lower() not in _DIGEST_STATUS:
-        problems = (f"bad status {_shown(status)}; use subscribed, unsubscribed or leave it empty",)
+        problems = (f"bad status {shown(status)}; use subscribed, unsubscribed or leave it empty",)
     return _Fields(
         layout.cell(record, "email"),
         layout.cell(record, "name"),
@@ -177,10 +180,10 @@ def _listmonk(layout: _Layout, record: Sequence[str]) -> _Fields:
     tags, problem = _attribute_tags(layout.cell(record, "attributes"))
     problems = [problem] if problem else []
     if status.lower() not in _LISTMONK_STATUS:
-        problems.append(f"bad status {_shown(status)}; listmonk's are enabled, disabled "
+        problems.append(f"bad status {shown(status)}; listmonk's are enabled, disabled "
                         "and blocklisted")
     if blocklisted.lower() not in _TRUE + _FALSE:
-        problems.append(f"bad blocklisted {_shown(blocklisted)}; use true or false")
+        problems.append(f"bad blocklisted {shown(blocklisted)}; use true or false")
     blocked = status.lower() == "blocklisted" or blocklisted.lower() in _TRUE
     return _Fields(
         layout.cell(record, "email"), layout.cell(record, "name"), tags,
@@ -226,9 +229,9 @@ def _slugs(tags: Sequence[str]) -> tuple[str, ...]:
 
 
 def _listing(known: frozenset[str]) -> str:
-    shown = sorted(known)[:MAX_LISTED_TAGS]
-    more = len(known) - len(shown)
-    return (", ".join(shown) or "none") + (f" and {more} more" if more else "")
+    listed = sorted(known)[:MAX_LISTED_TAGS]
+    more = len(known) - len(listed)
+    return (", ".join(listed) or "none") + (f" and {more} more" if more else "")
 
 
 def _known_only(
@@ -240,11 +243,6 @@ def _known_only(
     unknown = tuple(tag for tag in tags if tag not in known)
     kept = tuple(tag for tag in tags if tag in known)
     return kept or tags, unknown
-
-
-def _shown(text: str, limit: int = 80) -> str:
-    """Text from a file, quoted for a one-line message and cut to a sane length."""
-    return repr(text if len(text) <= limit else text[:limit] + "…")
 
 
 def _row(layout: _Layout, line: int, record: Sequence[str], known: frozenset[str] | None) -> Row:
@@ -263,7 +261,7 @@ def _row(layout: _Layout, line: int, record: Sequence[str], known: frozenset[str
         try:
             email = validate_email(fields.email, check_deliverability=False).normalized
         except EmailNotValidError as exc:
-            reason = f"bad address {_shown(fields.email)}: {exc}"
+            reason = f"bad address {shown(fields.email)}: {exc}"
     if reason is not None:
         return Row(path, line, layout.format, None, error(reason))
     # A row that says "never mail this person" is honoured even when another of
@@ -273,7 +271,7 @@ def _row(layout: _Layout, line: int, record: Sequence[str], known: frozenset[str
     if known is not None and fields.suppress is None:
         tags, unknown = _known_only(tags, known)
         warnings += [
-            error(f"unknown tag preference {tag!r}; known tags: {_listing(known)}")
+            error(f"unknown tag preference {shown(tag)}; known tags: {_listing(known)}")
             for tag in unknown
         ]
     name = clean_text(fields.name)[:MAX_NAME].rstrip()
@@ -299,9 +297,16 @@ def read_rows(
             raise SubscriberError(
                 path, "is empty; the first row must name the columns, e.g. email,name,tags,status"
             )
-        layout = _layout(path, *first, list_format)
+        line, header = first
+        if isinstance(header, BadRecord):
+            raise SubscriberError(path, f"the header row is {header.reason}", line=line)
+        layout = _layout(path, line, header, list_format)
         for line, record in rows:
-            yield _row(layout, line, record, known_tags)
+            if isinstance(record, BadRecord):
+                problem = SubscriberError(path, record.reason, line=line)
+                yield Row(path, line, layout.format, None, problem)
+            else:
+                yield _row(layout, line, record, known_tags)
 
 
 def iter_subscribers(
@@ -318,9 +323,16 @@ def iter_subscribers(
     a subscriber, so collect every row before mailing anyone.
 
     Memory is flat: the addresses seen so far live in a temporary SQLite
-    file, not in a dict, so a list of millions streams through.
+    file, not in a dict, so a list of millions streams through. That file is
+    created now, not at the first row, so a TMPDIR that cannot be written
+    fails before a send has written anything.
     """
-    with _Seen() as seen:
+    return _deduplicated(_Seen(), paths, list_format, known_tags)
+
+
+def _deduplicated(seen: _Seen, paths: Sequence[Path], list_format: str | None,
+                  known_tags: frozenset[str] | None) -> Iterator[Row]:
+    with seen:
         for path in paths:
             for row in read_rows(path, list_format=list_format, known_tags=known_tags):
                 subscriber = row.subscriber
@@ -337,28 +349,63 @@ def iter_subscribers(
 
 
 class _Seen:
-    """The set of addresses seen, with where each was first seen, on disk."""
+    """The set of addresses seen, with where each was first seen, on disk in
+    TMPDIR. Any failure to write it (full, missing, read-only) is one
+    DigestError that names the folder."""
 
-    def __enter__(self) -> _Seen:
-        self._dir = tempfile.TemporaryDirectory(prefix="digest-seen-")
-        self._db = sqlite3.connect(Path(self._dir.name, "seen.sqlite3"), isolation_level=None)
-        self._db.execute("PRAGMA journal_mode=OFF")
-        self._db.execute("PRAGMA synchronous=OFF")
-        self._db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, at TEXT) WITHOUT ROWID")
-        self._db.execute("BEGIN")
-        return self
+    def __init__(self) -> None:
+        self._folder = tempfile.gettempdir()
+        try:
+            self._dir = tempfile.mkdtemp(prefix="digest-seen-")
+        except OSError as exc:
+            raise self._failed(exc) from exc
+        try:
+            self._db = sqlite3.connect(Path(self._dir, "seen.sqlite3"), isolation_level=None)
+        except sqlite3.Error as exc:
+            shutil.rmtree(self._dir, ignore_errors=True)
+            raise self._failed(exc) from exc
+        # Removed however the rows end: read to the end, closed, or dropped unread.
+        self._cleanup = weakref.finalize(self, _remove, self._db, self._dir)
+        try:
+            self._db.execute("PRAGMA journal_mode=OFF")
+            self._db.execute("PRAGMA synchronous=OFF")
+            self._db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, at TEXT) WITHOUT ROWID")
+            self._db.execute("BEGIN")
+        except sqlite3.Error as exc:
+            self._cleanup()
+            raise self._failed(exc) from exc
+
+    def _failed(self, exc: OSError | sqlite3.Error) -> DigestError:
+        if isinstance(exc, OSError):
+            why = exc.strerror or str(exc)
+        elif getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+            why = os.strerror(errno.ENOSPC)
+        else:
+            why = str(exc)
+        return DigestError(f"cannot write the temporary de-duplication set in TMPDIR "
+                           f"({self._folder}): {why}; free space or set TMPDIR")
 
     def first(self, key: str, at: str) -> str | None:
         """None the first time ``key`` is offered; after that, where it was first."""
-        cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (key, at))
-        if cursor.rowcount:
-            return None
-        row = self._db.execute("SELECT at FROM seen WHERE key=?", (key,)).fetchone()
+        try:
+            cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (key, at))
+            if cursor.rowcount:
+                return None
+            row = self._db.execute("SELECT at FROM seen WHERE key=?", (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
         return str(row[0])
 
+    def __enter__(self) -> _Seen:
+        return self
+
     def __exit__(self, *exc: object) -> None:
-        self._db.close()
-        self._dir.cleanup()
+        self._cleanup()
+
+
+def _remove(db: sqlite3.Connection, folder: str) -> None:
+    db.close()
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def read_subscribers(

@@ -3,7 +3,8 @@
 It lives in the state folder (``suppressions.sqlite3``) and applies to every
 list before sending. Reasons: ``unsubscribed``, ``bounced`` (permanent 5xx
 failures from our own sends), ``complained`` and ``manual``. Addresses are
-compared case-insensitively.
+compared by ``address_key``: the domain and an ASCII local part
+case-insensitively, any other local part exactly.
 
 Exports are CSV meant to be opened in spreadsheets, so a cell that starts
 with ``=``, ``+``, ``-``, ``@``, a tab or a CR is prefixed with ``'`` to stop
@@ -22,6 +23,7 @@ from pathlib import Path
 from typing import TextIO
 
 from digest.errors import ConfigError, DigestError, SubscriberError
+from digest.model import NotAFile, address_key, open_regular, shown
 
 REASONS = ("unsubscribed", "bounced", "complained", "manual")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -54,7 +56,7 @@ def checked_addresses(emails: Iterable[str]) -> list[str]:
         try:
             checked.append(validate_email(email.strip(), check_deliverability=False).normalized)
         except EmailNotValidError as exc:
-            raise ConfigError(f"{email!r} is not an email address: {exc}") from exc
+            raise ConfigError(f"{shown(email)} is not an email address: {exc}") from exc
     return checked
 
 
@@ -75,9 +77,34 @@ class Suppressions:
             self._db.execute("PRAGMA synchronous=NORMAL")  # durable across a crash, no fsync each
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
+            self._rekey()
         except (OSError, sqlite3.DatabaseError) as exc:
             raise DigestError(f"{self.path}: cannot open the suppression list ({exc}); "
                               "check --state") from exc
+
+    def _rekey(self) -> None:
+        """Keys written before address_key casefolded every local part, which
+        made straße and strasse one person; recompute them once (user_version 1)."""
+        (version,) = self._db.execute("PRAGMA user_version").fetchone()
+        if version >= 1:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            # Only a key with a non-ASCII character can change.
+            rows = self._db.execute(
+                "SELECT key, email FROM suppressions WHERE email GLOB '*[^ -~]*'").fetchall()
+            self._db.executemany("UPDATE suppressions SET key=? WHERE key=?",
+                                 [(address_key(email), key) for key, email in rows
+                                  if address_key(email) != key])
+            self._db.execute("PRAGMA user_version=1")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._db.execute("COMMIT")
+
+    def _failed(self, exc: sqlite3.Error) -> DigestError:
+        return DigestError(f"{self.path}: cannot update the suppression list ({exc}); "
+                           "free space on its disk or fix the permissions of --state")
 
     def close(self) -> None:
         self._db.close()
@@ -92,30 +119,40 @@ class Suppressions:
         """Add (email, reason, source) entries; an address already listed keeps its
         first reason. Returns how many were new."""
         now = datetime.now(UTC).isoformat(timespec="seconds")
-        before = self._db.total_changes
-        self._db.execute("BEGIN IMMEDIATE")
         try:
-            self._db.executemany(
-                "INSERT OR IGNORE INTO suppressions (key, email, reason, source, created_at)"
-                " VALUES (?, ?, ?, ?, ?)",
-                ((email.casefold(), email, reason, source, now)
-                 for email, reason, source in entries),
-            )
-        except BaseException:
-            self._db.execute("ROLLBACK")
-            raise
-        self._db.execute("COMMIT")
+            before = self._db.total_changes
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                self._db.executemany(
+                    "INSERT OR IGNORE INTO suppressions (key, email, reason, source, created_at)"
+                    " VALUES (?, ?, ?, ?, ?)",
+                    ((address_key(email), email, reason, source, now)
+                     for email, reason, source in entries),
+                )
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
         return self._db.total_changes - before
 
     def remove(self, emails: Iterable[str]) -> int:
-        before = self._db.total_changes
-        self._db.executemany("DELETE FROM suppressions WHERE key=?",
-                             ((e.strip().casefold(),) for e in emails))
+        try:
+            before = self._db.total_changes
+            self._db.executemany("DELETE FROM suppressions WHERE key=?",
+                                 ((address_key(e),) for e in emails))
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
         return self._db.total_changes - before
 
     def reason(self, email: str) -> str | None:
-        row = self._db.execute("SELECT reason FROM suppressions WHERE key=?",
-                               (email.casefold(),)).fetchone()
+        try:
+            row = self._db.execute("SELECT reason FROM suppressions WHERE key=?",
+                                   (address_key(email),)).fetchone()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
         return str(row[0]) if row else None
 
     def __iter__(self) -> Iterator[Suppression]:
@@ -141,8 +178,9 @@ def read_import(path: Path, default_reason: str) -> Iterator[tuple[str, str, str
     from email_validator import EmailNotValidError, validate_email
 
     try:
-        text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
+        with open_regular(path) as file:
+            text = file.read().decode("utf-8-sig")
+    except (OSError, UnicodeDecodeError, NotAFile) as exc:
         raise SubscriberError(path, f"cannot be read as UTF-8 CSV: {exc}") from exc
     reader = csv.DictReader(io.StringIO(text))
     fields = [f.strip().lower() for f in reader.fieldnames or []]
@@ -157,9 +195,9 @@ def read_import(path: Path, default_reason: str) -> Iterator[tuple[str, str, str
         try:
             normal = validate_email(email, check_deliverability=False).normalized
         except EmailNotValidError as exc:
-            raise SubscriberError(path, f"bad address {email!r}: {exc}",
+            raise SubscriberError(path, f"bad address {shown(email)}: {exc}",
                                   line=reader.line_num) from exc
         if reason not in REASONS:
-            raise SubscriberError(path, f"unknown reason {reason!r}; use one of "
+            raise SubscriberError(path, f"unknown reason {shown(reason)}; use one of "
                                   f"{', '.join(REASONS)}", line=reader.line_num)
         yield normal, reason, f"import:{path.name}"

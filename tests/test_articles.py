@@ -344,6 +344,55 @@ def test_shared_seed(tmp_path: Path) -> None:
     assert "Salman Akhtar" not in body_text
 
 
+def test_seedlike_layout_field_by_field(tmp_path: Path) -> None:
+    """Our own text in the shared seed's layout, so the suite never depends on
+    the seed: a header with a leading space, a one-word section, a title with
+    "U.N.", a colon, a curly apostrophe and a closing question mark, repeated
+    straight after a Published: stamp whose zone (EST) puts it in the next
+    year in UTC, three sub-headings (one with "U.N." in it), two paragraphs in
+    a row at the end, a tags line glued to the author line, and a blurb that
+    names the author twice, followed by a trailing blank line."""
+    article = load_one(tmp_path, "layout-seedlike.txt")
+    title = "U.N. Water Panel Wraps Up Atacama Review: What\u2019s Next for the Basin?"
+    assert article.title == title
+    assert article.author == "Renata Okonkwo-Salas"
+    assert article.date == datetime(2025, 12, 31, 23, 48, tzinfo=tz(-5))
+    assert article.date.utcoffset() == timedelta(hours=-5)
+    assert article.date.astimezone(UTC) == datetime(2026, 1, 1, 4, 48, tzinfo=UTC)
+    assert article.section == "Chile"
+    assert article.language == "en"
+    assert article.tags == (Tag("Chile", "chile"), Tag("Water", "water"), Tag("Mining", "mining"))
+    assert (article.summary, article.url) == (None, None)
+    assert article.author_bio == (
+        "Renata Okonkwo-Salas is a science reporter based in Antofagasta who follows water, "
+        "mining and climate across the Andes. Before joining the desk she spent six years as a "
+        "field hydrologist, and she still keeps a rain gauge on her balcony. Renata "
+        "Okonkwo-Salas writes a monthly column on drought."
+    )
+    assert [block.kind[0] for block in article.body] == ["p", "h", "p", "h", "p", "h", "p", "p"]
+    assert [block.text for block in article.body if block.kind == "heading"] == [
+        "Three Years Under the Salt Flats",
+        "Farmers and Mines at One Table",
+        "What the U.N. Team Leaves Behind",
+    ]
+    assert article.body[0] == P(
+        "On December 31, 2025, the U.N. panel on shared aquifers in the Atacama, known as "
+        "PANAQ, hands in its final report. Asked by the regional water board in March to review "
+        "how much the Loa basin can give, the panel held its last hearing in Calama today. Its "
+        "work has run since 2022, and its findings land as copper mines and alfalfa growers draw "
+        "on the same shrinking supply."
+    )
+    assert article.body[-1] == P(
+        "While PANAQ\u2019s mandate ends tonight, the U.N.\u2019s data will outlast it. Basin "
+        "councils downstream say they will read the report slowly and closely, hoping it gives "
+        "them numbers everyone can agree to argue about."
+    )
+    # Neither the title, the byline, the stamp, the tags nor the blurb leak into the body.
+    body_text = " ".join(block.text for block in article.body)
+    for leak in (title, "By:", "Published:", "Chile Water Mining", "Okonkwo", "rain gauge"):
+        assert leak not in body_text
+
+
 # --- Folders ------------------------------------------------------------------
 
 
