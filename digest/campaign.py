@@ -14,30 +14,23 @@ The clock is read by the caller and passed in as ``now``.
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
+from digest.articles import LoadResult
 from digest.config import Settings
-from digest.journal import Entry, Journal
+from digest.errors import ConfigError, DigestError
+from digest.issues import Cadence, IssuePlan, plan_issue
+from digest.journal import Entry, Journal, stamp
 from digest.lock import StateLock
 from digest.message import message_id
-from digest.model import Article
-from digest.pipeline import (
-    Warn,
-    campaign_id,
-    check_templates,
-    identity,
-    journal_path,
-    known_tags,
-    load,
-)
-from digest.selection import select
+from digest.pipeline import Warn, check_templates, identity, journal_path, known_tags, load
+from digest.report import SendReport
 from digest.send import Job, SendOptions, Tally, TooManyConnectionErrors, run_jobs
 from digest.subscribers import Row, Subscriber, iter_subscribers
 from digest.suppression import Suppressions
@@ -59,55 +52,7 @@ class SendRequest:
     options: SendOptions = field(default_factory=SendOptions)
     list_format: str | None = None
     journal: bool = True  # off only for the benchmark that measures its cost
-
-
-@dataclass(frozen=True, slots=True)
-class SendReport:
-    """The outcome of one ``digest send``; ``counts`` is the campaign's state
-    after this run (sent, failed, deferred, ambiguous, skipped, suppressed)."""
-
-    campaign: str
-    articles: int
-    recipients: int
-    counts: dict[str, int]
-    sent_now: int = 0
-    recovered: int = 0
-    duration_s: float = 0.0
-    dry_run: bool = False
-    todo: int = 0
-    aborted: str | None = None
-    variants: int = 0
-    skips: tuple[tuple[str, str], ...] = ()
-    send_s: float = 0.0  # the delivery phase alone, after the lists are read
-    retries: int = 0  # transient failures retried within this run
-
-    @property
-    def exit_code(self) -> int:
-        """69 when the run gave up on the server; 3 when it left anyone failed,
-        deferred or ambiguous; else 0 (including "nothing left to send")."""
-        if self.aborted:
-            return TooManyConnectionErrors.exit_code
-        if self.dry_run or self.todo == 0:
-            return 0
-        unsettled = sum(self.counts.get(s, 0) for s in ("failed", "deferred", "ambiguous"))
-        return 3 if unsettled else 0
-
-    def as_json(self) -> dict[str, object]:
-        keys = ("sent", "failed", "deferred", "ambiguous", "skipped", "suppressed")
-        return {
-            "campaign": self.campaign,
-            "recipients": self.recipients,
-            **{key: self.counts.get(key, 0) for key in keys},
-            "sent_this_run": self.sent_now,
-            "retries_this_run": self.retries,
-            "articles": self.articles,
-            "variants": self.variants,
-            "skips": [{"email": e, "reason": r} for e, r in self.skips],
-            "dry_run": self.dry_run,
-            "aborted": self.aborted,
-            "duration_s": round(self.duration_s, 3),
-            "send_s": round(self.send_s, 3),
-        }
+    cadence: Cadence = field(default_factory=Cadence)
 
 
 class SuppressionCheck(Protocol):
@@ -152,66 +97,101 @@ def send(
     *,
     now: datetime,
     warn: Warn,
+    say: Warn | None = None,
     on_tick: Callable[[Tally, int], None] | None = None,
 ) -> SendReport:
     """One personalised message per subscriber, through the transport, with
-    every step journalled so that a rerun finishes the job."""
+    every step journalled so that a rerun finishes the job. ``say`` hears
+    which issue the run is for when that is not simply a new one."""
     started = time.monotonic()
-    campaign = request.campaign or campaign_id(settings.as_of, request.lists, settings.tags)
     loaded = load(settings, warn)
-    articles = select(loaded.articles, settings.criteria())
-    if not articles:
-        return SendReport(campaign, 0, 0, {}, dry_run=request.dry_run)
-    check_templates(settings)
-    variants = Variants(settings, articles, identity=identity(settings), campaign=campaign,
-                        sent_at=now)
-    variants.template(())  # the full digest: a template error stops us before any list work
-    rows = iter_subscribers(list(request.lists), list_format=request.list_format,
-                            known_tags=known_tags(loaded))
     if request.dry_run:
-        return _dry_run(campaign, len(articles), rows, variants, request.state, warn)
+        return _dry_run(settings, request, loaded, now, warn)
     with StateLock(request.state), Suppressions(request.state) as suppressions:
         journal = Journal(journal_path(request.state), enabled=request.journal)
         try:
-            journal.pin(campaign, selection_key(settings.articles, articles))
-            journal.add(campaign, _entries(rows, variants, suppressions, warn))
-            recovered = journal.recover(campaign)
-            journal.apply_suppressions(campaign, suppressions.path)
-            todo = journal.count_todo(campaign)
-            tally = Tally()
-            aborted = None
-            sending = time.monotonic()
-            try:
-                run_jobs(journal, campaign, request.transport, _jobs(journal, campaign, variants),
-                         request.options, tally,
-                         on_tick=(lambda t: on_tick(t, todo)) if on_tick else None)
-            except TooManyConnectionErrors as exc:
-                aborted = str(exc)
-            send_s = time.monotonic() - sending
-            suppressions.add((email, "bounced", f"campaign:{campaign}")
-                             for email in journal.bounced(campaign))
-            counts = journal.counts(campaign)
-            # One per person in the journal: a list row that only suppresses someone
-            # already listed (in any letter case) is not a second recipient.
-            recipients = sum(counts.values())
-            skipped = journal.rows(campaign, ("skipped",))
+            plan = plan_issue(journal, settings, loaded, lists=request.lists,
+                              campaign=request.campaign, cadence=request.cadence, now=now)
+            if plan.expired and say is not None:
+                say(f"{plan.expired} recipients of campaign {plan.campaign} expired: they "
+                    "were still owed the issue after --max-age.")
+            if plan.wait or not plan.articles:
+                return SendReport(plan.campaign, 0, 0, journal.counts(plan.campaign),
+                                  waiting=plan.wait, expired_now=plan.expired,
+                                  issue=plan.definition.as_dict())
+            variants = _variants(plan, now)
+            # Opened before anything is written: a list or a TMPDIR that fails, fails here.
+            rows = iter_subscribers(list(request.lists), list_format=request.list_format,
+                                    known_tags=known_tags(loaded))
+            journal.pin(plan.record(now))
+            journal.add(plan.campaign, _entries(rows, variants, suppressions, warn),
+                        queued_at=stamp(now))
+            recovered = journal.recover(plan.campaign)
+            journal.apply_suppressions(plan.campaign, suppressions.path)
+            todo = journal.count_todo(plan.campaign)
+            if todo and plan.resumed is not None and say is not None:
+                say(_resuming(plan))
+            run = _deliver(journal, plan.campaign, variants, request, todo, on_tick)
+            suppressions.add((email, "bounced", f"campaign:{plan.campaign}")
+                             for email in journal.bounced(plan.campaign))
+            counts = journal.counts(plan.campaign)
+            skipped = journal.rows(plan.campaign, ("skipped",))
             skips = tuple((r.email, r.last_reply or "")
                           for r in itertools.islice(skipped, REPORTED_SKIPS))
         finally:
             journal.close()
-    return SendReport(campaign, len(articles), recipients, counts, tally.sent, recovered,
-                      time.monotonic() - started, todo=todo, aborted=aborted,
-                      variants=len(variants), skips=skips, send_s=send_s,
-                      retries=tally.retries)
+    # One per person in the journal: a list row that only suppresses someone
+    # already listed (in any letter case) is not a second recipient.
+    return SendReport(plan.campaign, len(plan.articles), sum(counts.values()), counts,
+                      run.tally.sent, recovered, time.monotonic() - started, todo=run.todo,
+                      aborted=run.aborted, variants=len(variants), skips=skips,
+                      send_s=run.seconds, retries=run.tally.retries, stopped=run.stopped,
+                      expired_now=plan.expired, issue=plan.definition.as_dict(),
+                      resumed=plan.resumed is not None)
 
 
-def selection_key(root: Path, articles: Sequence[Article]) -> str:
-    """What identifies an issue's articles: their files (relative to the articles
-    folder) and dates, not their text, so fixing a typo between a crash and the
-    rerun is fine."""
-    listing = "\n".join(f"{a.source.relative_to(root)}\t{a.date.isoformat()}"
-                        for a in articles)
-    return hashlib.sha256(listing.encode()).hexdigest()
+def _variants(plan: IssuePlan, now: datetime) -> Variants:
+    settings = plan.settings
+    check_templates(settings)
+    variants = Variants(settings, plan.articles, identity=identity(settings),
+                        campaign=plan.campaign, sent_at=now)
+    variants.template(())  # the full digest: a template error stops us before any list work
+    return variants
+
+
+def _resuming(plan: IssuePlan) -> str:
+    record = plan.resumed
+    assert record is not None
+    return (f"Resuming campaign {plan.campaign}, begun {record.created_at}: the issue as of "
+            f"{record.as_of}, with its {len(plan.articles)} pinned articles, whatever the "
+            f"clock says now. 'digest campaign close {plan.campaign}' sets it aside.")
+
+
+@dataclass(frozen=True, slots=True)
+class _Run:
+    tally: Tally
+    todo: int
+    seconds: float
+    aborted: str | None = None
+    stopped: DigestError | None = None
+
+
+def _deliver(journal: Journal, campaign: str, variants: Variants, request: SendRequest,
+             todo: int, on_tick: Callable[[Tally, int], None] | None) -> _Run:
+    """Send to the ``todo`` people still owed the issue. An error that stops the
+    run part-way is kept, not raised, so the bounces seen so far are still
+    suppressed and the report is still written."""
+    tally = Tally()
+    sending = time.monotonic()
+    try:
+        run_jobs(journal, campaign, request.transport, _jobs(journal, campaign, variants),
+                 request.options, tally,
+                 on_tick=(lambda t: on_tick(t, todo)) if on_tick else None)
+    except TooManyConnectionErrors as exc:
+        return _Run(tally, todo, time.monotonic() - sending, aborted=str(exc))
+    except DigestError as exc:
+        return _Run(tally, todo, time.monotonic() - sending, stopped=exc)
+    return _Run(tally, todo, time.monotonic() - sending)
 
 
 def _jobs(journal: Journal, campaign: str, variants: Variants) -> Iterator[Job]:
@@ -222,26 +202,37 @@ def _jobs(journal: Journal, campaign: str, variants: Variants) -> Iterator[Job]:
             yield Job(template.personalize(Subscriber(email, name, prefs)), resend=resend)
 
 
-def _dry_run(campaign: str, articles: int, rows: Iterator[Row], variants: Variants,
-             state: Path, warn: Warn) -> SendReport:
+def _dry_run(settings: Settings, request: SendRequest, loaded: LoadResult, now: datetime,
+             warn: Warn) -> SendReport:
     """Count what a send would do, from the lists, the suppression list and
     what the journal says was done already, writing nothing."""
-    counts: dict[str, int] = {}
+    state = request.state
     store = Suppressions(state) if (state / "suppressions.sqlite3").is_file() else None
-    journal = Journal(journal_path(state)) if journal_path(state).is_file() else None
+    path = journal_path(state)
+    journal = Journal(path, readonly=True) if path.is_file() else None
     try:
+        plan = plan_issue(journal, settings, loaded, lists=request.lists,
+                          campaign=request.campaign, cadence=request.cadence, now=now)
+        if plan.wait or not plan.articles:
+            return SendReport(plan.campaign, 0, 0, {}, dry_run=True, waiting=plan.wait,
+                              issue=plan.definition.as_dict())
+        variants = _variants(plan, now)
+        rows = iter_subscribers(list(request.lists), list_format=request.list_format,
+                                known_tags=known_tags(loaded))
+        counts: dict[str, int] = {}
         for entry in _entries(rows, variants, _ReadOnly(store), warn):
             status = entry[4]
             if status == "pending" and journal is not None:
-                to_do, known = journal.still_to_do(variants.campaign, entry[0])
+                to_do, known = journal.still_to_do(plan.campaign, entry[0])
                 status = "pending" if to_do else known or status
             counts[status] = counts.get(status, 0) + 1
     finally:
         for opened in (store, journal):
             if opened is not None:
                 opened.close()
-    return SendReport(campaign, articles, sum(counts.values()), counts, dry_run=True,
-                      todo=counts.get("pending", 0), variants=len(variants))
+    return SendReport(plan.campaign, len(plan.articles), sum(counts.values()), counts,
+                      dry_run=True, todo=counts.get("pending", 0), variants=len(variants),
+                      issue=plan.definition.as_dict(), resumed=plan.resumed is not None)
 
 
 class _ReadOnly:
@@ -255,3 +246,31 @@ class _ReadOnly:
 
     def reason(self, email: str) -> str | None:
         return self._inner.reason(email) if self._inner is not None else None
+
+
+def close_campaign(state: Path, campaign: str, reason: str, *, now: datetime) -> int:
+    """Set an unfinished campaign aside on purpose, under the state's lock so
+    no send is running it; return how many recipients it still owed.
+
+    The journal keeps the campaign, with when and why it was closed, so the
+    next send starts the next issue instead of resuming this one.
+    """
+    path = journal_path(state)
+    if not path.is_file():
+        raise ConfigError(f"no journal in {state}; nothing has been sent from here yet",
+                          source="--state")
+    with StateLock(state):
+        journal = Journal(path)
+        try:
+            record = journal.campaign(campaign)
+            if record is None:
+                known = ", ".join(journal.campaigns()[:10]) or "none"
+                raise ConfigError(f"no campaign {campaign!r} in the journal; known: {known}",
+                                  source="CAMPAIGN")
+            owed = journal.unfinished(campaign)
+            if not journal.close_campaign(campaign, reason, stamp(now)):
+                raise ConfigError(f"campaign {campaign} was already closed at "
+                                  f"{record.closed_at}", source="CAMPAIGN")
+            return owed
+        finally:
+            journal.close()

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from digest.cli_campaign import campaign as campaign_group
 from digest.cli_lists import subscribers, suppress
 from digest.cli_send import send
 from digest.clikit import (
@@ -68,6 +69,8 @@ def _config_defaults(ctx: click.Context, path: Path, params: dict[str, click.Par
                      values: dict[str, object]) -> dict[str, object]:
     """The file's values as option defaults, each checked against its option's
     type now, so a bad value is reported as the file's, not as a flag's."""
+    from digest.clikit import config_value_problem
+
     defaults: dict[str, object] = {}
     for key, value in values.items():
         param = params[key]
@@ -78,6 +81,9 @@ def _config_defaults(ctx: click.Context, path: Path, params: dict[str, click.Par
             elif not isinstance(value, list):
                 raise ConfigError(f"bad value for '{name}': expected a list, e.g. "
                                   f'{name} = ["first", "second"]', source=str(path))
+        problem = config_value_problem(param, value)
+        if problem is not None:
+            raise ConfigError(f"bad value for '{name}': {problem}", source=str(path))
         try:
             param.type_cast_value(ctx, value)
         except (click.BadParameter, TypeError, ValueError) as exc:
@@ -213,11 +219,20 @@ def status(state: Path, campaign: str | None, fmt: str) -> None:
          "reply": r.last_reply, "updated_at": r.updated_at}
         for r in result.problems
     ]
+    record = result.record
+    closed = ({"at": record.closed_at, "reason": record.closed_reason}
+              if record is not None and record.closed_at else None)
     if fmt == "json":
-        click.echo(json.dumps({"campaign": result.campaign, "counts": result.counts,
+        click.echo(json.dumps({"campaign": result.campaign, "issue": result.issue,
+                               "closed": closed, "counts": result.counts,
                                "problems": problems}, indent=2, ensure_ascii=False))
         return
     click.echo(f"Campaign {result.campaign}")
+    if closed:
+        click.echo(f"  closed at {closed['at']}: {closed['reason']}")
+    for key, value in result.issue.items():
+        shown = ", ".join(map(str, value)) if isinstance(value, list) else value
+        click.echo(f"  {key.replace('_', '-') + ':':<15} {shown or '-'}")
     for name, count in sorted(result.counts.items()):
         click.echo(f"  {name:<10} {count:>8}")
     if problems:
@@ -228,7 +243,7 @@ def status(state: Path, campaign: str | None, fmt: str) -> None:
                    f"{p['reply'] or ''}")
 
 
-for command in (send, suppress, subscribers):
+for command in (send, suppress, subscribers, campaign_group):
     cli.add_command(command)
 
 

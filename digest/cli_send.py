@@ -6,7 +6,7 @@ import json
 import os
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +14,7 @@ import click
 
 from digest.clikit import (
     F,
+    FiniteFloat,
     option,
     render_options,
     reports_errors,
@@ -22,10 +23,11 @@ from digest.clikit import (
     state_option,
     warn,
 )
+from digest.dates import parse_duration
 from digest.errors import ConfigError
 
 if TYPE_CHECKING:
-    from digest.campaign import SendReport
+    from digest.report import SendReport
     from digest.send import Tally
 
 
@@ -42,15 +44,15 @@ def send_options(f: F) -> F:
                default=None, help="Read every list as this format (default: detect it)."),
         option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True,
                help="SMTP connections in parallel."),
-        option("--rate", type=click.FloatRange(min=0, min_open=True), default=None,
+        option("--rate", type=FiniteFloat(min=0, min_open=True), default=None,
                help="At most this many messages a second, overall."),
         option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True,
                help="Tries per recipient in one run before they are deferred to the next."),
         option("--max-connection-errors", type=click.IntRange(min=1), default=50,
                show_default=True, help="Stop the run after this many in a row."),
-        option("--retry-delay", type=click.FloatRange(min=0), default=1.0, show_default=True,
+        option("--retry-delay", type=FiniteFloat(0, 3600), default=1.0, show_default=True,
                help="First backoff step in seconds; it doubles per attempt, with jitter."),
-        option("--timeout", type=click.FloatRange(min=0, min_open=True), default=30.0,
+        option("--timeout", type=FiniteFloat(0, 3600, min_open=True), default=30.0,
                show_default=True, help="Seconds to wait for each SMTP reply."),
         option("--tls-policy", type=click.Choice(["auto", "require", "allow-plaintext"]),
                default="auto", show_default=True,
@@ -62,6 +64,15 @@ def send_options(f: F) -> F:
                default=None, help="Write a JSON summary of the run here."),
         option("--quiet", "-q", is_flag=True, default=False, help="Print only errors."),
         option("--dry-run", is_flag=True, default=False, help="Build everything, deliver nothing."),
+        option("--min-interval", type=DurationParam(), default="6d", show_default=True,
+               help="Start no new issue of the same lists and tags sooner than this after "
+                    "the last one's --as-of (7d, 36h; 0d turns it off)."),
+        option("--max-age", type=DurationParam(), default="3d", show_default=True,
+               help="Give up on a recipient still not delivered this long after the "
+                    "campaign queued them: they become 'expired'."),
+        option("--progress-every", type=click.FloatRange(0.1, 3600), default=5.0,
+               show_default=True,
+               help="Seconds between progress lines when stderr is not a terminal."),
         option("--no-journal", "no_journal", is_flag=True, default=False, hidden=True,
                help="Benchmarks only: keep the journal in memory."),
     ]):
@@ -69,8 +80,25 @@ def send_options(f: F) -> F:
     return f
 
 
-def _progress_printer(quiet: bool) -> Callable[[Tally, int], None] | None:
-    """A progress bar on a terminal; a log line every few seconds elsewhere."""
+class DurationParam(click.ParamType):  # type: ignore[type-arg]
+    """``7d``, ``2w``, ``36h`` or ``0d``, as a timedelta."""
+
+    name = "DURATION"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, timedelta):
+            return value
+        try:
+            duration = parse_duration(str(value))
+        except ValueError as exc:
+            self.fail(str(exc), param, ctx)
+        if duration is None:
+            self.fail(f"{value!r} is not a duration; write it like 6d, 2w or 36h", param, ctx)
+        return duration
+
+
+def _progress_printer(quiet: bool, every: float) -> Callable[[Tally, int], None] | None:
+    """A progress bar on a terminal; a log line every ``every`` seconds elsewhere."""
     if quiet:
         return None
     tty = sys.stderr.isatty()
@@ -83,7 +111,7 @@ def _progress_printer(quiet: bool) -> Callable[[Tally, int], None] | None:
         if tty:
             filled = int(30 * tally.done / max(total, 1))
             click.echo(f"\r[{'#' * filled}{'.' * (30 - filled)}] {line}   ", err=True, nl=False)
-        elif tally.elapsed - last[0] >= 5:
+        elif tally.elapsed - last[0] >= every:
             last[0] = tally.elapsed
             click.echo(f"progress: {line}", err=True)
 
@@ -115,7 +143,7 @@ def send(obj: dict[str, Any] | None, /, lists: tuple[Path, ...], transport: str,
           --transport smtp://news@mail.example.org:587 --rate 50 --report run.json
     """
     from digest import campaign as library
-    from digest.pipeline import write_atomic
+    from digest.issues import Cadence
     from digest.send import SendOptions
     from digest.transports import make_transport
 
@@ -136,22 +164,43 @@ def send(obj: dict[str, Any] | None, /, lists: tuple[Path, ...], transport: str,
     )
     request = library.SendRequest(tuple(lists), connection, state, campaign, dry_run, options,
                                   list_format=params.pop("list_format"),
-                                  journal=not params.pop("no_journal"))
-    report = library.send(settings_from(params, now), request, now=now, warn=warn,
-                           on_tick=_progress_printer(quiet))
+                                  journal=not params.pop("no_journal"),
+                                  cadence=Cadence(params.pop("min_interval"),
+                                                  params.pop("max_age")))
+    say = None if quiet else click.echo
+    report = library.send(settings_from(params, now), request, now=now, warn=warn, say=say,
+                          on_tick=_progress_printer(quiet, params.pop("progress_every")))
+    _finish(report, report_file, connection.description, quiet)
+
+
+def _finish(report: SendReport, report_file: Path | None, where: str, quiet: bool) -> None:
+    """Write the report, print the summary and exit with the run's code. A report
+    that cannot be written after messages went out must not say "nothing sent"."""
+    from digest.errors import DigestError
+    from digest.pipeline import write_atomic
+    from digest.report import UNSETTLED
+
+    code = report.exit_code
     if report_file is not None:
-        write_atomic(report_file, json.dumps(report.as_json(), indent=2).encode())
+        try:
+            write_atomic(report_file, json.dumps(report.as_json(), indent=2).encode())
+        except DigestError as exc:
+            click.secho(f"Error: {exc}", fg="red", err=True)
+            code = max(code, UNSETTLED) if report.sent_now else exc.exit_code
     if not quiet:
-        _print_send_summary(report, connection.description)
-    if report.aborted:
-        click.secho(f"Error: {report.aborted}", fg="red", err=True)
-    sys.exit(report.exit_code)
+        _print_send_summary(report, where)
+    for problem in (report.aborted, report.stopped):
+        if problem is not None:
+            click.secho(f"Error: {problem}", fg="red", err=True)
+    sys.exit(code)
 
 
 def _print_send_summary(report: SendReport, where: str) -> None:
     if sys.stderr.isatty() and report.todo:
         click.echo("", err=True)
-    if report.articles == 0:
+    if report.waiting:
+        click.echo(report.waiting)
+    elif report.articles == 0:
         click.echo("No articles selected; nothing sent.")
     elif report.recipients == 0:
         click.echo("No subscribers in the list; nothing sent.")
@@ -163,8 +212,9 @@ def _print_send_summary(report: SendReport, where: str) -> None:
         click.echo(f"Campaign {report.campaign} is already finished: nothing left to send "
                    f"({_counts(report.counts)}).")
     else:
-        click.echo(f"Sent {report.sent_now} messages via {where} (campaign {report.campaign}"
-                   f"; now {_counts(report.counts)}).")
+        stopped = ", then stopped" if report.stopped or report.aborted else ""
+        click.echo(f"Sent {report.sent_now} messages via {where}{stopped} (campaign "
+                   f"{report.campaign}; now {_counts(report.counts)}).")
         if report.recovered:
             click.echo(f"{report.recovered} recipients were in flight when the last run "
                        "stopped; they were sent again with the same Message-ID.")

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from digest.errors import ConfigError, DigestError
+from digest.errors import DigestError
+from digest.model import address_key
 
-STATUSES = ("pending", "inflight", "sent", "deferred", "failed", "ambiguous", "skipped",
-            "suppressed")
+STATUSES = ("pending", "inflight", "sent", "deferred", "failed", "ambiguous", "expired",
+            "skipped", "suppressed")
 # What a run still has to do: pending and deferred recipients go out normally;
 # ambiguous ones (a drop after the final dot, or in flight at a crash) go out
 # once more, while resends == 0.
@@ -33,7 +34,7 @@ _TO_DO = "(status IN ('pending', 'deferred') OR (status='ambiguous' AND resends=
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
     campaign    TEXT NOT NULL,
-    key         TEXT NOT NULL,  -- the address casefolded: one row per person
+    key         TEXT NOT NULL,  -- model.address_key(email): one row per person
     email       TEXT NOT NULL,  -- the address as first written, which is where mail goes
     name        TEXT NOT NULL DEFAULT '',
     tags        TEXT NOT NULL DEFAULT '',
@@ -55,10 +56,34 @@ CREATE TABLE IF NOT EXISTS campaigns (
     created_at  TEXT NOT NULL
 ) WITHOUT ROWID;
 """
+# Added after the first release; an older journal gains them when it is opened.
+_CAMPAIGN_COLUMNS = (
+    ("series", "TEXT"),  # the lists and tags: one series, one newsletter, issue after issue
+    ("as_of", "TEXT"),
+    ("definition", "TEXT"),  # JSON: since, tags, exclude_tags, limit, summary_words, articles
+    ("closed_at", "TEXT"),
+    ("closed_reason", "TEXT"),
+)
 
 
 def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
+    return stamp(datetime.now(UTC))
+
+
+def stamp(moment: datetime) -> str:
+    """The journal's time format: UTC, to the second, so stamps compare as text."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def _unusable(exc: sqlite3.DatabaseError) -> str:
+    """Why the journal cannot be used, and what to do: never "move it aside"
+    for a problem of the disk, since a journal moved aside re-mails everyone."""
+    if isinstance(exc, sqlite3.OperationalError):
+        return (f"cannot use the journal ({exc}); free some space or fix the folder's "
+                "permissions, then run again. Keep the journal: it is what stops a rerun "
+                "from mailing people twice")
+    return (f"not a usable journal ({exc}); restore it from a backup. Moving it aside "
+            "starts afresh, and then everyone on the list is mailed again")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,6 +97,24 @@ class Row:
     last_code: int | None
     last_reply: str | None
     updated_at: str
+
+
+_RECORD = "campaign, selection, created_at, series, as_of, definition, closed_at, closed_reason"
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRecord:
+    """What the journal knows of one campaign. ``definition`` is JSON that the
+    sender writes and reads; the journal only keeps it."""
+
+    campaign: str
+    selection: str
+    created_at: str
+    series: str | None = None
+    as_of: str | None = None
+    definition: str | None = None
+    closed_at: str | None = None
+    closed_reason: str | None = None
 
 
 # (email, name, tags joined by ";", message_id, status, reason)
@@ -94,24 +137,57 @@ class Update:
 class Journal:
     """The journal of one state folder. Not thread-safe: one per process."""
 
-    def __init__(self, path: Path, *, enabled: bool = True) -> None:
+    def __init__(self, path: Path, *, enabled: bool = True, readonly: bool = False) -> None:
         self.path = path
         self.enabled = enabled
+        self.writable = not readonly
         try:
+            if readonly:
+                self._db = self._open_readonly(path)
+                self._record = self._record_columns()
+                return
             self._db = sqlite3.connect(path if enabled else ":memory:", isolation_level=None)
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
             self._db.execute("PRAGMA busy_timeout=10000")
             self._db.executescript(_SCHEMA)
+            self._add_columns()
+            self._record = _RECORD
         except sqlite3.DatabaseError as exc:
-            raise DigestError(
-                f"{path}: not a usable journal ({exc}); move it aside to start afresh"
-            ) from exc
+            raise DigestError(f"{path}: {_unusable(exc)}") from exc
+
+    @staticmethod
+    def _open_readonly(path: Path) -> sqlite3.Connection:
+        """A connection that writes nothing, so `digest status` works on a full
+        disk. Reading WAL needs its shared-memory file; where that cannot be
+        created, the file is read as it stands (``immutable``), which is what
+        a full disk leaves anyway."""
+        uri = path.resolve().as_uri()
+        try:
+            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None)
+            db.execute("PRAGMA busy_timeout=10000")
+            db.execute("SELECT 1 FROM deliveries LIMIT 1").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            db = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
+            db.execute("SELECT 1 FROM deliveries LIMIT 1").fetchone()
+            return db
+
+    def _add_columns(self) -> None:
+        known = {row[1] for row in self._db.execute("PRAGMA table_info(campaigns)")}
+        for name, kind in _CAMPAIGN_COLUMNS:
+            if name not in known:
+                self._db.execute(f"ALTER TABLE campaigns ADD COLUMN {name} {kind}")
+
+    def _record_columns(self) -> str:
+        """The campaign columns to select; NULL for those an older journal lacks."""
+        known = {row[1] for row in self._db.execute("PRAGMA table_info(campaigns)")}
+        return ", ".join(c if c in known else f"NULL AS {c}" for c in _RECORD.split(", "))
 
     def close(self) -> None:
         self._db.close()
 
-    def add(self, campaign: str, entries: Iterable[Entry]) -> int:
+    def add(self, campaign: str, entries: Iterable[Entry], *, queued_at: str | None = None) -> int:
         """Record this run's recipients, in batches; return how many were offered.
 
         A new recipient is inserted with its status (pending, skipped or
@@ -121,8 +197,9 @@ class Journal:
         """
         offered = 0
         batch: list[tuple[object, ...]] = []
+        queued_at = queued_at or _now()  # --max-age counts from here
         for entry in entries:
-            batch.append((campaign, entry[0].casefold(), *entry, _now()))
+            batch.append((campaign, address_key(entry[0]), *entry, queued_at))
             if len(batch) >= 10_000:
                 offered += self._insert(batch)
                 batch = []
@@ -164,7 +241,7 @@ class Journal:
         """(whether a run would send to ``email``, its status if it has a row)."""
         row = self._db.execute(
             f"SELECT status, {_TO_DO} FROM deliveries WHERE campaign=? AND key=?",
-            (campaign, email.casefold())).fetchone()
+            (campaign, address_key(email))).fetchone()
         return (True, None) if row is None else (bool(row[1]), str(row[0]))
 
     def count_todo(self, campaign: str) -> int:
@@ -174,20 +251,59 @@ class Journal:
         ).fetchone()
         return int(count)
 
-    def pin(self, campaign: str, selection: str) -> None:
-        """Tie a campaign to its selection of articles. A rerun that would select
-        other articles is refused: it would send a different issue under the same
-        campaign, to some people and not others."""
+    def pin(self, record: CampaignRecord) -> CampaignRecord:
+        """Record a new campaign and what defines its issue; a campaign already
+        recorded keeps its first record, which is returned."""
         with self._transaction():
-            self._db.execute("INSERT OR IGNORE INTO campaigns VALUES (?, ?, ?)",
-                             (campaign, selection, _now()))
-            (pinned,) = self._db.execute("SELECT selection FROM campaigns WHERE campaign=?",
-                                         (campaign,)).fetchone()
-        if pinned != selection:
-            raise ConfigError(
-                f"campaign {campaign} was started with another selection of articles; run it "
-                "again with the same --as-of, --since, --tag and --limit, or start a new "
-                "issue with --campaign", source="--campaign")
+            self._db.execute(
+                "INSERT OR IGNORE INTO campaigns (campaign, selection, created_at, series, as_of,"
+                " definition) VALUES (?, ?, ?, ?, ?, ?)",
+                (record.campaign, record.selection, record.created_at, record.series,
+                 record.as_of, record.definition))
+        pinned = self.campaign(record.campaign)
+        assert pinned is not None
+        return pinned
+
+    def campaign(self, campaign: str) -> CampaignRecord | None:
+        row = self._db.execute(f"SELECT {self._record} FROM campaigns WHERE campaign=?",
+                               (campaign,)).fetchone()
+        return CampaignRecord(*row) if row else None
+
+    def newest(self, series: str) -> CampaignRecord | None:
+        """The latest issue of a series, by its as-of date."""
+        row = self._db.execute(
+            f"SELECT {self._record} FROM campaigns WHERE series=?"
+            " ORDER BY as_of DESC, created_at DESC LIMIT 1", (series,)).fetchone()
+        return CampaignRecord(*row) if row else None
+
+    def unfinished(self, campaign: str) -> int:
+        """How many recipients a run of this campaign still owes the issue
+        (those in flight at a crash included); 0 once it is closed."""
+        record = self.campaign(campaign)
+        if record is not None and record.closed_at is not None:
+            return 0
+        (count,) = self._db.execute(
+            "SELECT COUNT(*) FROM deliveries WHERE campaign=?"
+            f" AND ({_TO_DO} OR status='inflight')", (campaign,)).fetchone()
+        return int(count)
+
+    def expire(self, campaign: str, queued_before: str, reason: str) -> int:
+        """Give up on everyone still owed the issue who was queued before
+        ``queued_before`` (a ``stamp``): an MTA's queue lifetime, for a digest."""
+        with self._transaction():
+            cursor = self._db.execute(
+                "UPDATE deliveries SET status='expired', last_reply=?, updated_at=?"
+                f" WHERE campaign=? AND ({_TO_DO} OR status='inflight') AND created_at<?",
+                (reason, _now(), campaign, queued_before))
+        return cursor.rowcount
+
+    def close_campaign(self, campaign: str, reason: str, at: str) -> bool:
+        """Set a campaign aside on purpose; False if it was closed already."""
+        with self._transaction():
+            cursor = self._db.execute(
+                "UPDATE campaigns SET closed_at=?, closed_reason=? WHERE campaign=?"
+                " AND closed_at IS NULL", (at, reason, campaign))
+        return cursor.rowcount == 1
 
     def recover(self, campaign: str) -> int:
         """Turn rows left in flight by a crash into ambiguous ones; return how many."""
@@ -209,7 +325,7 @@ class Journal:
                 " last_reply=COALESCE(?, last_reply), updated_at=?"
                 " WHERE campaign=? AND key=?",
                 [(u.status, int(u.attempted), int(u.resend), int(u.bounced), u.code, u.reply, now,
-                  campaign, u.email.casefold()) for u in updates],
+                  campaign, address_key(u.email)) for u in updates],
             )
 
     def rows(self, campaign: str, statuses: Sequence[str] = STATUSES) -> Iterator[Row]:

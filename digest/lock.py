@@ -51,8 +51,11 @@ class StateLock:
             os.close(fd)
             raise LockedError(self.path, holder) from None
         started = datetime.now(UTC).isoformat(timespec="seconds")
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()}, started {started}\n".encode(), 0)
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"pid {os.getpid()}, started {started}\n".encode(), 0)
+        except OSError:
+            pass  # a full disk: the flock holds all the same; only the note for others is lost
         self._fd = fd
         return self
 

@@ -1,8 +1,8 @@
 """The library behind ``articles``, ``build`` and ``status``: load, select,
 compose, render. Sending lives in ``campaign``.
 
-Data flows one way: the CLI calls one function here, and these call the
-transports. The clock is read by the caller and passed in as ``now``.
+The CLI calls one function here. The clock is read by the caller and passed
+in as ``now``.
 """
 
 from __future__ import annotations
@@ -17,9 +17,10 @@ from digest.articles import LoadResult, load_articles
 from digest.compose import Digest, compose
 from digest.config import Settings
 from digest.errors import ConfigError, DigestError
-from digest.journal import Journal, Row
+from digest.issues import Definition, campaign_id
+from digest.journal import CampaignRecord, Journal, Row
 from digest.message import Identity, MessageTemplate, fill
-from digest.model import Article, slugify
+from digest.model import Article
 from digest.render import Rendered, make_environment, render_digest
 from digest.selection import select
 from digest.subscribers import Subscriber
@@ -77,14 +78,6 @@ def render(settings: Settings, digest: Digest) -> Rendered:
     return render_digest(make_environment(settings.templates), digest)
 
 
-def campaign_id(as_of: datetime, lists: Sequence[Path], tags: Sequence[str]) -> str:
-    """E.g. ``2026-W48-subscribers-climate``: one campaign per week, list and selection."""
-    year, week, _ = as_of.isocalendar()
-    names = "+".join(slugify(p.stem) for p in lists) or "sample"
-    selection = "+".join(sorted({slugify(t) for t in tags})) or "all"
-    return f"{year}-W{week:02d}-{names}-{selection}"
-
-
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename, so no
     reader ever sees half of it."""
@@ -138,16 +131,28 @@ def journal_path(state: Path) -> Path:
 class Status:
     campaign: str
     counts: dict[str, int]
-    problems: tuple[Row, ...]  # failed, deferred, ambiguous and skipped recipients
+    problems: tuple[Row, ...]  # failed, deferred, ambiguous, expired and skipped recipients
+    record: CampaignRecord | None = None
+
+    @property
+    def issue(self) -> dict[str, object]:
+        """The campaign's pinned definition: as-of, since, tags, limit, articles..."""
+        if self.record is None or self.record.definition is None:
+            return {}
+        return Definition.from_json(self.record.definition).as_dict()
+
+
+PROBLEMS = ("failed", "deferred", "ambiguous", "expired", "skipped")
 
 
 def status(state: Path, campaign: str | None) -> Status:
-    """A campaign's counts and its failed, deferred and ambiguous recipients."""
+    """A campaign's counts, definition and recipients in trouble. It only reads,
+    so it works on a full disk."""
     path = journal_path(state)
     if not path.is_file():
         raise ConfigError(f"no journal in {state}; nothing has been sent from here yet",
                           source="--state")
-    journal = Journal(path)
+    journal = Journal(path, readonly=True)
     try:
         known = journal.campaigns()
         chosen = campaign or (known[0] if known else None)
@@ -155,7 +160,7 @@ def status(state: Path, campaign: str | None) -> Status:
             listed = ", ".join(known[:10]) or "none"
             raise ConfigError(f"no campaign {chosen!r} in the journal; known: {listed}",
                               source="--campaign")
-        problems = tuple(journal.rows(chosen, ("failed", "deferred", "ambiguous", "skipped")))
-        return Status(chosen, journal.counts(chosen), problems)
+        problems = tuple(journal.rows(chosen, PROBLEMS))
+        return Status(chosen, journal.counts(chosen), problems, journal.campaign(chosen))
     finally:
         journal.close()

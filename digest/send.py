@@ -148,9 +148,17 @@ class Sender:
 
     def _commit(self, *extra: Update) -> None:
         updates = [*self._waiting, *extra]
-        if updates:
-            self.journal.apply(self.campaign, updates)  # on failure, keep them waiting
         self._waiting = []
+        if not updates:
+            return
+        try:
+            self.journal.apply(self.campaign, updates)
+        except Exception:
+            # Keep the results for a later commit, but not the in-flight marks:
+            # those recipients will not reach DATA now, and a mark written later
+            # would make the rerun report them as "sent again".
+            self._waiting = [u for u in updates if u.status != "inflight"]
+            raise
 
     async def run(self, jobs: Iterable[Job]) -> None:
         source = iter(jobs)
@@ -186,6 +194,10 @@ class Sender:
                         job.envelope, functools.partial(self._mark_inflight, job, attempt)
                     )
                 except DigestError as exc:
+                    # A transport raises only for a message it did not deliver, so an
+                    # in-flight mark already written must not read as "maybe sent".
+                    self._waiting.append(Update(job.envelope.recipient, "deferred",
+                                                reply=f"not sent: {exc}"))
                     self._stop(exc)
                     break
                 await self._record(job, attempt, delivery)
