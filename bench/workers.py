@@ -10,27 +10,28 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from digest.campaign import SendRequest, send
-from digest.config import Settings
-from digest.message import Envelope
-from digest.pipeline import gather, identity
-from digest.subscribers import Subscriber
-from digest.transports import BeforeData, Delivery
-from digest.variants import Variants
+from digest.content.folder import Source, gather
+from digest.content.selection import IssueOptions
+from digest.delivery.campaign import send
+from digest.delivery.request import SendRequest
+from digest.delivery.transport import BeforeData, Delivery
+from digest.email.message import Envelope, Identity
+from digest.email.options import RenderOptions
+from digest.email.variants import Variants
+from digest.model import Subscriber
 
 AS_OF = datetime(2026, 11, 28, tzinfo=UTC)
 
 
-def settings(articles: Path) -> Settings:
-    return Settings(articles=articles, as_of=AS_OF, since="14d")
+ISSUE = IssueOptions(AS_OF, since="14d")
+RENDER = RenderOptions(Identity("The Weekly Digest", "The Weekly Digest <digest@example.org>"))
 
 
 def build(articles: Path, count: int) -> dict[str, float]:
     """Personalised messages per second, after the one-time render and inline."""
-    s = settings(articles)
     started = time.perf_counter()
-    template = Variants(s, gather(s, print), identity=identity(s), campaign="bench",
-                        sent_at=AS_OF).template(())
+    chosen = gather(Source(articles), ISSUE, print)
+    template = Variants(RENDER, ISSUE, chosen, campaign="bench", sent_at=AS_OF).template(())
     assert template is not None
     prepare = time.perf_counter() - started
     size = len(template.personalize(Subscriber("reader@example.org", "Reader")).data)
@@ -62,9 +63,10 @@ class NullTransport:
 def stream(articles: Path, subscribers: Path, state: Path) -> dict[str, float]:
     """A whole send (list reading, validation, journal, personalising) to a null
     transport, reporting the peak resident memory of the process."""
-    request = SendRequest((subscribers,), NullTransport(), state=state)
+    request = SendRequest(Source(articles), ISSUE, RENDER, (subscribers,), NullTransport(),
+                          state=state)
     started = time.perf_counter()
-    report = send(settings(articles), request, now=AS_OF, warn=lambda _: None)
+    report = send(request, now=AS_OF, warn=lambda _: None)
     elapsed = time.perf_counter() - started
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return {"sent": report.counts.get("sent", 0), "seconds": elapsed,

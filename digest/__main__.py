@@ -1,5 +1,5 @@
 """Allow ``python -m digest``."""
 
-from digest.cli import main
+from digest.cli.main import main
 
 main()

@@ -70,3 +70,30 @@ class TransportError(DigestError):
         self.code = code
         self.message = message
         super().__init__(message)
+
+
+class LockedError(DigestError):
+    """Another run holds the state folder."""
+
+    exit_code = 75
+
+    def __init__(self, path: Path, holder: str) -> None:
+        self.path = path
+        self.holder = holder
+        super().__init__(
+            f"another digest run holds {path} ({holder}); it is still running, so this "
+            "run stops here. Try again when it has finished."
+        )
+
+
+class TooManyConnectionErrors(DigestError):
+    """The server kept failing at the connection level; the run stopped early."""
+
+    exit_code = 69
+
+    def __init__(self, count: int, last: str) -> None:
+        self.count = count
+        super().__init__(
+            f"stopped after {count} connection errors in a row (last: {last}); "
+            "progress is saved, run again when the server is back"
+        )

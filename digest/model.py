@@ -1,14 +1,11 @@
-"""The frozen value types that flow through the pipeline (Tag, Block, Article),
+"""The frozen value types that cross packages (Tag, Block, Article, Subscriber),
 and the few rules every reader shares: how text from a file is cleaned and
-quoted in a message, how an address is compared, and which files are read."""
+quoted in a message, and how an address is compared."""
 
 from __future__ import annotations
 
-import io
-import os
 import re
 import reprlib
-import stat
 import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
@@ -54,58 +51,6 @@ def address_key(email: str) -> str:
     if not at:
         return text
     return f"{local.lower() if local.isascii() else local}@{domain.lower()}"
-
-
-_KINDS = {stat.S_IFIFO: "a named pipe", stat.S_IFSOCK: "a socket",
-          stat.S_IFCHR: "a character device", stat.S_IFBLK: "a block device",
-          stat.S_IFDIR: "a folder"}
-
-
-class NotAFile(ValueError):
-    """A path that is not a regular file, or one too big to read; ``str()``
-    says which, in words that follow the file's name."""
-
-
-def open_regular(path: Path) -> io.BufferedReader:
-    """``path`` opened for reading, if it is a regular file (symlinks followed).
-
-    A named pipe, socket or device is refused before it is opened, and the
-    open itself cannot block (O_NONBLOCK), so no such file can hang a run.
-    Raises OSError when the file cannot be opened, NotAFile when it is not
-    a regular file.
-    """
-    _regular(os.stat(path).st_mode)
-    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC
-    fd = os.open(path, flags)
-    try:
-        _regular(os.fstat(fd).st_mode)  # it may have been replaced since the stat
-        os.set_blocking(fd, True)
-        return os.fdopen(fd, "rb")
-    except BaseException:
-        os.close(fd)
-        raise
-
-
-def read_regular(path: Path, limit: int) -> bytes:
-    """The bytes of ``path``, a regular file of at most ``limit`` bytes, without
-    reading more than that (see open_regular). Too big is NotAFile."""
-    with open_regular(path) as file:
-        size = os.fstat(file.fileno()).st_size
-        data = file.read(limit + 1) if size <= limit else b""
-        if size > limit or len(data) > limit:
-            raise NotAFile(f"is larger than {_megabytes(limit)} "
-                           f"({_megabytes(max(size, len(data)))})")
-    return data
-
-
-def _regular(mode: int) -> None:
-    if not stat.S_ISREG(mode):
-        kind = _KINDS.get(stat.S_IFMT(mode), "a special file")
-        raise NotAFile(f"is not a regular file but {kind}")
-
-
-def _megabytes(size: int) -> str:
-    return f"{size / (1 << 20):.3g} MiB"
 
 
 def slugify(text: str) -> str:
@@ -158,3 +103,17 @@ class Article:
     @property
     def paragraphs(self) -> list[str]:
         return [block.text for block in self.body if block.kind == "paragraph"]
+
+
+@dataclass(frozen=True, slots=True)
+class Subscriber:
+    """One recipient. ``name`` is display text only, already free of control
+    characters; ``tags`` are the tag slugs they want, and ``()`` means everything."""
+
+    email: str
+    name: str = ""
+    tags: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        return address_key(self.email)

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from digest.compose import Digest, compose
+from digest.content.compose import Digest, compose
 from digest.model import Article, Block, Tag
 
 # The real SMTP server fixtures (smtp_server, tls_smtp_server, tls_ca, ...) live in

@@ -1,4 +1,4 @@
-"""Tests for digest.articles and digest.readers: both formats, errors, folders."""
+"""Tests for digest.content.articles and digest.content.readers: both formats, errors, folders."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.articles import LoadResult, load_articles
+from digest.content.articles import LoadResult, load_articles
 from digest.errors import ArticleError
 from digest.model import Article, Block, Tag, slugify
 

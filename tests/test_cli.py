@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from digest.cli import cli
+from digest.cli.main import cli
 
 REPO = Path(__file__).resolve().parents[1]
 AS_OF = "2026-11-28"

@@ -1,4 +1,4 @@
-"""Tests for digest.dates: news-page stamps, ISO values, durations and windows."""
+"""Tests for digest.content.dates: news-page stamps, ISO values, durations and windows."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 
 import pytest
 
-from digest.dates import parse_datetime, parse_duration, parse_published, parse_since
+from digest.content.dates import parse_datetime, parse_duration, parse_published, parse_since
 
 
 def tz(hours: float) -> timezone:

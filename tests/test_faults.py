@@ -17,12 +17,12 @@ import pytest
 import trustme
 from click.testing import CliRunner
 
-from digest.cli import cli
-from digest.journal import Journal
-from digest.message import Envelope
-from digest.send import Job, Sender, SendOptions, Tally, TokenBucket
-from digest.smtp import SmtpConfig, SmtpTransport
-from digest.transports import Delivery
+from digest.cli.main import cli
+from digest.delivery.sender import Job, Sender, SendOptions, Tally, TokenBucket
+from digest.delivery.smtp import SmtpConfig, SmtpTransport
+from digest.delivery.transport import Delivery
+from digest.email.message import Envelope
+from digest.state.journal import Journal
 from tests.smtpd import FaultyServer, server_tls_context
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "send"

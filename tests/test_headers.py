@@ -1,4 +1,4 @@
-"""Tests for digest.headers: every header is valid and decodes to exactly what was meant.
+"""Tests for digest.email.headers: every header is valid and decodes to exactly what was meant.
 
 Each message is built for real (MessageTemplate, then personalize) and read back
 two ways: ``email.policy.default`` and RFC 2047's own rules through
@@ -24,12 +24,11 @@ from click.testing import CliRunner
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from digest.cli import cli
+from digest.cli.main import cli
+from digest.email.message import Envelope, Identity, MessageTemplate
+from digest.email.render import Rendered, token
 from digest.errors import ConfigError
-from digest.message import Envelope, Identity, MessageTemplate
-from digest.model import clean_text, slugify
-from digest.render import Rendered, token
-from digest.subscribers import Subscriber
+from digest.model import Subscriber, clean_text, slugify
 
 CAMPAIGN = "2026-W48-headers"
 SENT_AT = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)

@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from digest.articles import load_articles, load_bios
-from digest.cli import cli
+from digest.audience.suppression import Suppressions
+from digest.cli.main import cli
+from digest.content.articles import load_articles, load_bios
 from digest.model import address_key, shown
-from digest.suppression import Suppressions
 
 HERE = Path(__file__).resolve().parent
 HOSTILE = HERE / "fixtures" / "hostile"
@@ -54,7 +54,7 @@ def run_child(*args: str, limits: str = "",
     """``digest ARGS`` in a child process of the working folder, after the Python
     statements in ``limits`` (resource limits): what hangs or blows up stays there."""
     code = ("import resource, sys\n" + limits +
-            "from digest.cli import main\nsys.argv[0] = 'digest'\nmain()\n")
+            "from digest.cli.main import main\nsys.argv[0] = 'digest'\nmain()\n")
     return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True,
                           timeout=timeout, check=False)
 

@@ -1,4 +1,4 @@
-"""Tests for digest.message: per-recipient MIME messages in wire form."""
+"""Tests for digest.email.message: per-recipient MIME messages in wire form."""
 
 from __future__ import annotations
 
@@ -16,12 +16,11 @@ from pathlib import Path
 
 import pytest
 
-from digest.compose import compose
+from digest.content.compose import compose
+from digest.email.message import Identity, MessageTemplate, message_id
+from digest.email.render import Rendered, make_environment, render_digest, token
 from digest.errors import ConfigError, HeaderError, TemplateError
-from digest.message import Identity, MessageTemplate, message_id
-from digest.model import Article, Block, Tag
-from digest.render import Rendered, make_environment, render_digest, token
-from digest.subscribers import Subscriber
+from digest.model import Article, Block, Subscriber, Tag
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE_GOLDEN = os.environ.get("DIGEST_UPDATE_GOLDEN") == "1"
@@ -705,7 +704,7 @@ def test_recipient_values_of_any_length_encode_to_wire_safe_qp() -> None:
     import random
     import string
 
-    from digest.message import _qp_value
+    from digest.email.message import _qp_value
 
     rng = random.Random(7)
     alphabet = string.ascii_letters + string.digits + "=.-_/?&%@ ~é"
@@ -726,7 +725,7 @@ def test_recipient_values_of_any_length_encode_to_wire_safe_qp() -> None:
     "Zoë Traoré-Ångström Zoë Traoré-Ångström Zoë Traoré-Ångström Zoë Traoré-Ångström",
 ])
 def test_long_non_ascii_names_fold_into_short_encoded_words(name: str) -> None:
-    from digest.headers import to_field
+    from digest.email.headers import to_field
 
     header = to_field(name, "z@example.org").encode()
     assert all(len(line) <= 78 for line in header.split(b"\r\n"))

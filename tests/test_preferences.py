@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from digest.cli import cli
+from digest.cli.main import cli
 from tests.smtpd import FaultyServer
 
 REPO = Path(__file__).resolve().parents[1]

@@ -1,4 +1,4 @@
-"""Tests for digest.render: templates, escaping, overrides, errors and CSS inlining."""
+"""Tests for digest.email.render: templates, escaping, overrides, errors and CSS inlining."""
 
 from __future__ import annotations
 
@@ -8,8 +8,7 @@ from datetime import UTC, datetime
 import lxml.html
 import pytest
 
-from digest.errors import TemplateError
-from digest.render import (
+from digest.email.render import (
     TEMPLATES,
     make_environment,
     package_templates,
@@ -17,6 +16,7 @@ from digest.render import (
     render_template,
     token,
 )
+from digest.errors import TemplateError
 
 NASTY_TITLE = "Council <script>alert(1)</script> Q&A"
 

@@ -1,4 +1,4 @@
-"""Tests for digest.selection: which articles go into a digest, and in what order."""
+"""Tests for digest.content.selection: which articles go into a digest, and in what order."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from digest.selection import Criteria, matches, select
+from digest.content.selection import Criteria, matches, select
 
 SINCE = datetime(2026, 11, 21, tzinfo=UTC)
 AS_OF = datetime(2026, 11, 28, tzinfo=UTC)

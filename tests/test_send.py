@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from digest.cli import cli
-from digest.lock import StateLock
+from digest.cli.main import cli
+from digest.state.lock import StateLock
 from tests.smtpd import FaultyServer, server_tls_context
 
 REPO = Path(__file__).resolve().parents[1]

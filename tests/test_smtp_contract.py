@@ -12,7 +12,7 @@ import aiosmtplib
 import aiosmtplib.protocol
 import pytest
 
-from digest import smtp_adapter as wire
+from digest.delivery import smtp_adapter as wire
 from tests.smtpd import FaultyServer
 
 

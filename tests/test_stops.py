@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from digest.cli import cli
+from digest.cli.main import cli
 from tests.smtpd import FaultyServer
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "campaigns"

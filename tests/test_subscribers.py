@@ -12,27 +12,27 @@ from typing import Any
 
 import pytest
 
-from digest.errors import SubscriberError
-from digest.lists import sniff_delimiter
-from digest.subscribers import (
+from digest.audience.csvfile import sniff_delimiter
+from digest.audience.subscribers import (
     FORMATS,
-    Row,
-    Subscriber,
+    ListRow,
     detect_format,
     iter_subscribers,
     read_rows,
     read_subscribers,
 )
+from digest.errors import SubscriberError
+from digest.model import Subscriber
 
 LISTS = Path(__file__).parent / "fixtures" / "lists"
 KNOWN = frozenset({"climate", "energy", "culture", "health", "local-government"})
 
 
-def rows(name: str, **kwargs: Any) -> list[Row]:
+def rows(name: str, **kwargs: Any) -> list[ListRow]:
     return list(read_rows(LISTS / name, **kwargs))
 
 
-def summary(row: Row) -> tuple[object, ...]:
+def summary(row: ListRow) -> tuple[object, ...]:
     """What a test usually cares about, compactly: line, address, name, tags,
     suppression and problem text."""
     if row.subscriber is None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from digest.summarize import lead_summary, split_sentences
+from digest.content.summarize import lead_summary, split_sentences
 
 ABBREVIATIONS = [
     (

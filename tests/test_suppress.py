@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from digest.cli import cli
-from digest.suppression import Suppressions, spreadsheet_safe
+from digest.audience.suppression import Suppressions, spreadsheet_safe
+from digest.cli.main import cli
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "campaign"

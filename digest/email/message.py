@@ -22,11 +22,10 @@ from datetime import datetime
 from email.utils import format_datetime, getaddresses, parseaddr
 from urllib.parse import quote, urlsplit, urlunsplit
 
+from digest.email.headers import ascii_domain, list_id, mailbox, to_field, unstructured
+from digest.email.render import PLACEHOLDER_FIELDS, TEMPLATES, TOKEN_CLOSE, TOKEN_OPEN, Rendered
 from digest.errors import ConfigError, HeaderError, TemplateError
-from digest.headers import ascii_domain, list_id, mailbox, to_field, unstructured
-from digest.model import address_key, slugify
-from digest.render import PLACEHOLDER_FIELDS, TEMPLATES, TOKEN_CLOSE, TOKEN_OPEN, Rendered
-from digest.subscribers import Subscriber
+from digest.model import Subscriber, address_key, slugify
 
 _TOKEN = re.compile(f"{TOKEN_OPEN}([a-z_]+){TOKEN_CLOSE}")
 _SOFT_BREAK = b"=\r\n"
@@ -279,7 +278,7 @@ class MessageTemplate:
 
     def _static_headers(self, subject: str, sent_at: datetime) -> bytes:
         """From, Reply-To, Subject, Date and List-Id, in our own encoding (see
-        ``digest.headers``): 7-bit, folded, every encoded-word valid."""
+        ``digest.email.headers``): 7-bit, folded, every encoded-word valid."""
         ident = self.identity
         fields = [mailbox("From", *_mailbox(ident.sender, "--from"))]
         if ident.reply_to:

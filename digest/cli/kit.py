@@ -14,8 +14,8 @@ from typing import Any, TypeVar
 
 import click
 
-from digest.config import Settings
-from digest.dates import parse_datetime, parse_duration
+from digest.cli.config import Settings
+from digest.content.dates import parse_datetime, parse_duration
 from digest.errors import DigestError
 from digest.model import shown
 

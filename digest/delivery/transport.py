@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, Protocol
 
+from digest.email.message import Envelope
 from digest.errors import ConfigError, TransportError
-from digest.message import Envelope
 
 Status = Literal["sent", "failed", "deferred", "ambiguous"]
 
@@ -137,7 +137,10 @@ def make_transport(spec: str, **smtp_options: object) -> Transport:
         if not rest.startswith("//"):
             raise ConfigError(f"{redact(spec)!r} lacks the // after {scheme}:; use "
                               f"{scheme}://[user@]host[:port]", source="--transport")
-        from digest.smtp import SmtpTransport, parse_smtp_url  # aiosmtplib only when needed
+        from digest.delivery.smtp import (  # aiosmtplib only when needed
+            SmtpTransport,
+            parse_smtp_url,
+        )
 
         return SmtpTransport(parse_smtp_url(spec, **smtp_options))
     raise ConfigError(

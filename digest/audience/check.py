@@ -7,10 +7,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from digest.articles import load_articles
-from digest.pipeline import known_tags
-from digest.subscribers import read_rows
-from digest.suppression import Suppressions
+from digest.audience.subscribers import read_rows
+from digest.audience.suppression import Suppressions
+from digest.content.articles import load_articles
+from digest.content.folder import known_tags
 
 MAX_PROBLEMS = 1000
 

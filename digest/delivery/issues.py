@@ -31,12 +31,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from digest.articles import LoadResult
-from digest.config import Settings
+from digest.content.articles import LoadResult
+from digest.content.selection import IssueOptions, campaign_id, select, series_of
+from digest.delivery.request import Cadence, SendRequest
 from digest.errors import ConfigError
-from digest.journal import CampaignRecord, Journal, stamp
-from digest.model import Article, slugify
-from digest.selection import select
+from digest.model import Article
+from digest.state.journal import CampaignRecord, Journal, stamp
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +52,10 @@ class Definition:
     articles: tuple[tuple[str, str], ...]  # (path in the articles folder, date), in order
 
     @classmethod
-    def of(cls, settings: Settings, articles: Sequence[Article]) -> Definition:
-        return cls(settings.as_of, settings.since, settings.tags, settings.exclude_tags,
-                   settings.limit, settings.summary_words,
-                   tuple((_relative(settings.articles, a), a.date.isoformat())
-                         for a in articles))
+    def of(cls, options: IssueOptions, folder: Path, articles: Sequence[Article]) -> Definition:
+        return cls(options.as_of, options.since, options.tags, options.exclude_tags,
+                   options.limit, options.summary_words,
+                   tuple((_relative(folder, a), a.date.isoformat()) for a in articles))
 
     def to_json(self) -> str:
         return json.dumps({**self.as_dict(), "articles": [list(a) for a in self.articles]},
@@ -77,21 +76,20 @@ class Definition:
                    tuple(data["exclude_tags"]), int(data["limit"]), int(data["summary_words"]),
                    tuple((str(p), str(d)) for p, d in data["articles"]))
 
-    def apply(self, settings: Settings) -> Settings:
-        """``settings`` with this issue's selection and date in place of the run's."""
-        return dataclasses.replace(
-            settings, as_of=self.as_of, since=self.since, tags=self.tags,
-            exclude_tags=self.exclude_tags, limit=self.limit, summary_words=self.summary_words)
+    def options(self) -> IssueOptions:
+        """The options this issue was selected with, in place of the run's."""
+        return IssueOptions(self.as_of, self.since, self.tags, self.exclude_tags, self.limit,
+                            self.summary_words)
 
 
 @dataclass(frozen=True, slots=True)
 class IssuePlan:
-    """What this run sends: ``campaign`` with ``articles``, under ``settings``
-    (the pinned definition applied when it resumes). ``wait`` says why it
+    """What this run sends: ``campaign`` with ``articles``, under ``options``
+    (the pinned definition's when it resumes). ``wait`` says why it
     sends nothing yet; ``resumed`` is the campaign it picks up again."""
 
     campaign: str
-    settings: Settings
+    options: IssueOptions
     articles: tuple[Article, ...]
     definition: Definition
     series: str
@@ -105,73 +103,53 @@ class IssuePlan:
                               self.definition.to_json())
 
 
-@dataclass(frozen=True, slots=True)
-class Cadence:
-    """How issues follow each other: ``min_interval`` between two issues'
-    as-of dates, and ``max_age`` that a recipient may wait in the queue."""
-
-    min_interval: timedelta = timedelta(days=6)
-    max_age: timedelta = timedelta(days=3)
-
-
-def series_of(lists: Sequence[Path], tags: Sequence[str]) -> str:
-    """The lists and tags that make a newsletter, e.g. ``subscribers-climate``."""
-    names = "+".join(slugify(p.stem) for p in lists) or "sample"
-    selection = "+".join(sorted({slugify(t) for t in tags})) or "all"
-    return f"{names}-{selection}"
-
-
-def campaign_id(as_of: datetime, lists: Sequence[Path], tags: Sequence[str]) -> str:
-    """E.g. ``2026-W48-subscribers-climate``: the ISO week of as-of, and the series."""
-    year, week, _ = as_of.isocalendar()
-    return f"{year}-W{week:02d}-{series_of(lists, tags)}"
-
-
 def selection_key(definition: Definition) -> str:
     listing = "\n".join(f"{path}\t{date}" for path, date in definition.articles)
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
-def plan_issue(journal: Journal | None, settings: Settings, loaded: LoadResult, *,
-               lists: Sequence[Path], campaign: str | None, cadence: Cadence,
+def plan_issue(journal: Journal | None, request: SendRequest, loaded: LoadResult, *,
                now: datetime) -> IssuePlan:
     """Decide which issue this run sends; ``journal`` None means none exists yet.
     Expiry writes to the journal, so a dry run passes a read-only one and gets
     the plan without it."""
-    series = series_of(lists, settings.tags)
-    fresh = _fresh(campaign or campaign_id(settings.as_of, lists, settings.tags), series,
-                   settings, loaded)
+    options, lists, cadence = request.issue, request.lists, request.cadence
+    series = series_of(lists, options.tags)
+    fresh = _fresh(request.campaign or campaign_id(options.as_of, lists, options.tags), series,
+                   request, loaded)
     if journal is None:
         return fresh
     expired = 0
-    if campaign is None:
+    if request.campaign is None:
         newest = journal.newest(series)
         if newest is not None and newest.definition is not None and not newest.closed_at:
             expired = _expire(journal, newest.campaign, cadence, now)
             if journal.unfinished(newest.campaign):
-                return _resume(newest, settings, loaded, expired)
+                return _resume(newest, request, loaded, expired)
         if newest is not None and newest.as_of is not None:
             due = datetime.fromisoformat(newest.as_of) + cadence.min_interval
-            if settings.as_of < due and newest.campaign != fresh.campaign:
+            if options.as_of < due and newest.campaign != fresh.campaign:
                 return dataclasses.replace(fresh, wait=_too_soon(newest, due), expired=expired)
     record = journal.campaign(fresh.campaign)
     if record is None:
         return dataclasses.replace(fresh, expired=expired)
     if not record.closed_at:
         expired += _expire(journal, record.campaign, cadence, now)
-    return _resume(record, settings, loaded, expired)
+    return _resume(record, request, loaded, expired)
 
 
-def _fresh(campaign: str, series: str, settings: Settings, loaded: LoadResult) -> IssuePlan:
-    articles = tuple(select(loaded.articles, settings.criteria()))
-    return IssuePlan(campaign, settings, articles, Definition.of(settings, articles), series)
+def _fresh(campaign: str, series: str, request: SendRequest, loaded: LoadResult) -> IssuePlan:
+    options = request.issue
+    articles = tuple(select(loaded.articles, options.criteria()))
+    definition = Definition.of(options, request.source.folder, articles)
+    return IssuePlan(campaign, options, articles, definition, series)
 
 
-def _resume(record: CampaignRecord, settings: Settings, loaded: LoadResult,
+def _resume(record: CampaignRecord, request: SendRequest, loaded: LoadResult,
             expired: int) -> IssuePlan:
     if record.definition is None:
         # Pinned by an older digest, which kept only the articles' fingerprint.
-        plan = _fresh(record.campaign, record.series or "", settings, loaded)
+        plan = _fresh(record.campaign, record.series or "", request, loaded)
         if selection_key(plan.definition) != record.selection:
             raise ConfigError(
                 f"campaign {record.campaign} was started with another selection of articles; "
@@ -179,14 +157,14 @@ def _resume(record: CampaignRecord, settings: Settings, loaded: LoadResult,
                 source="--campaign")
         return dataclasses.replace(plan, resumed=record, expired=expired)
     definition = Definition.from_json(record.definition)
-    plan = IssuePlan(record.campaign, definition.apply(settings), (), definition,
+    plan = IssuePlan(record.campaign, definition.options(), (), definition,
                      record.series or "", resumed=record, expired=expired)
     if record.closed_at:
         return dataclasses.replace(plan, wait=(
             f"Campaign {record.campaign} was closed at {record.closed_at} "
             f"({record.closed_reason}); it sends nothing more. Nothing to do."))
-    return dataclasses.replace(
-        plan, articles=_pinned(record.campaign, definition, settings.articles, loaded))
+    articles = _pinned(record.campaign, definition, request.source.folder, loaded)
+    return dataclasses.replace(plan, articles=articles)
 
 
 def _pinned(campaign: str, definition: Definition, root: Path,

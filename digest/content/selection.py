@@ -1,11 +1,15 @@
-"""Choose a digest's articles: a pure function of the articles and the criteria."""
+"""Choose a digest's articles: a pure function of the articles and the criteria,
+and the names an issue goes by."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from pathlib import Path
 
+from digest.content.dates import parse_since
+from digest.errors import ConfigError
 from digest.model import Article, slugify
 
 
@@ -59,3 +63,38 @@ def select(articles: Iterable[Article], criteria: Criteria) -> list[Article]:
     chosen = [a for a in articles if matches(a, criteria)]
     chosen.sort(key=lambda a: (-a.date.timestamp(), a.title, str(a.source)))
     return chosen[: criteria.limit]
+
+
+@dataclass(frozen=True, slots=True)
+class IssueOptions:
+    """Everything that decides an issue's content, as the user wrote it: the
+    window (``since`` is a duration back from ``as_of`` or a date), the tags,
+    the limit and the summaries' word budget."""
+
+    as_of: datetime
+    since: str = "7d"
+    tags: tuple[str, ...] = ()
+    exclude_tags: tuple[str, ...] = ()
+    limit: int = 10
+    summary_words: int = 60
+
+    def criteria(self) -> Criteria:
+        try:
+            since = parse_since(self.since, self.as_of)
+        except ValueError as exc:
+            raise ConfigError(str(exc), source="--since") from exc
+        return Criteria.build(as_of=self.as_of, since=since, tags=self.tags,
+                              exclude_tags=self.exclude_tags, limit=self.limit)
+
+
+def series_of(lists: Sequence[Path], tags: Sequence[str]) -> str:
+    """The lists and tags that make one newsletter, e.g. ``subscribers-climate``."""
+    names = "+".join(slugify(p.stem) for p in lists) or "sample"
+    selection = "+".join(sorted({slugify(t) for t in tags})) or "all"
+    return f"{names}-{selection}"
+
+
+def campaign_id(as_of: datetime, lists: Sequence[Path], tags: Sequence[str]) -> str:
+    """E.g. ``2026-W48-subscribers-climate``: the ISO week of as-of, and the series."""
+    year, week, _ = as_of.isocalendar()
+    return f"{year}-W{week:02d}-{series_of(lists, tags)}"

@@ -28,10 +28,18 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from digest.dates import parse_datetime, parse_published
+from digest.content.dates import parse_datetime, parse_published
+from digest.content.readers import (
+    READERS,
+    LayoutError,
+    RawArticle,
+    RawField,
+    YamlLimitError,
+    load_yaml,
+)
 from digest.errors import ArticleError
-from digest.model import Article, NotAFile, Tag, clean_text, read_regular, shown
-from digest.readers import READERS, LayoutError, RawArticle, RawField, YamlLimitError, load_yaml
+from digest.files import NotAFile, read_regular
+from digest.model import Article, Tag, clean_text, shown
 
 AUTHORS_FILES = ("authors.yaml", "authors.yml")
 REQUIRED = ("title", "author", "date")

@@ -15,21 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from digest.errors import DigestError
-
-
-class LockedError(DigestError):
-    """Another run holds the state folder."""
-
-    exit_code = 75
-
-    def __init__(self, path: Path, holder: str) -> None:
-        self.path = path
-        self.holder = holder
-        super().__init__(
-            f"another digest run holds {path} ({holder}); it is still running, so this "
-            "run stops here. Try again when it has finished."
-        )
+from digest.errors import DigestError, LockedError
 
 
 class StateLock:

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import NamedTuple
 
 from digest.errors import DigestError
 from digest.model import address_key
@@ -66,6 +67,10 @@ _CAMPAIGN_COLUMNS = (
 )
 
 
+def journal_path(state: Path) -> Path:
+    return state / "journal.sqlite3"
+
+
 def _now() -> str:
     return stamp(datetime.now(UTC))
 
@@ -87,7 +92,7 @@ def _unusable(exc: sqlite3.DatabaseError) -> str:
 
 
 @dataclass(frozen=True, slots=True)
-class Row:
+class RecipientRecord:
     campaign: str
     email: str
     message_id: str
@@ -117,8 +122,15 @@ class CampaignRecord:
     closed_reason: str | None = None
 
 
-# (email, name, tags joined by ";", message_id, status, reason)
-Entry = tuple[str, str, str, str, str, str | None]
+class Entry(NamedTuple):
+    """One recipient as a run first records them."""
+
+    email: str
+    name: str
+    tags: str  # preference slugs joined by ";"
+    message_id: str
+    status: str  # pending, skipped or suppressed
+    reason: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,7 +211,7 @@ class Journal:
         batch: list[tuple[object, ...]] = []
         queued_at = queued_at or _now()  # --max-age counts from here
         for entry in entries:
-            batch.append((campaign, address_key(entry[0]), *entry, queued_at))
+            batch.append((campaign, address_key(entry.email), *entry, queued_at))
             if len(batch) >= 10_000:
                 offered += self._insert(batch)
                 batch = []
@@ -328,7 +340,7 @@ class Journal:
                   campaign, address_key(u.email)) for u in updates],
             )
 
-    def rows(self, campaign: str, statuses: Sequence[str] = STATUSES) -> Iterator[Row]:
+    def rows(self, campaign: str, statuses: Sequence[str] = STATUSES) -> Iterator[RecipientRecord]:
         marks = ",".join("?" * len(statuses))
         cursor = self._db.execute(
             "SELECT campaign, email, message_id, status, attempts, resends, last_code,"
@@ -337,7 +349,7 @@ class Journal:
             (campaign, *statuses),
         )
         for values in cursor:
-            yield Row(*values)
+            yield RecipientRecord(*values)
 
     def counts(self, campaign: str) -> dict[str, int]:
         cursor = self._db.execute(

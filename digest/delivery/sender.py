@@ -20,23 +20,10 @@ from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 
-from digest.errors import DigestError
-from digest.journal import Journal, Update
-from digest.message import Envelope
-from digest.transports import Connection, Delivery, Transport
-
-
-class TooManyConnectionErrors(DigestError):
-    """The server kept failing at the connection level; the run stopped early."""
-
-    exit_code = 69
-
-    def __init__(self, count: int, last: str) -> None:
-        self.count = count
-        super().__init__(
-            f"stopped after {count} connection errors in a row (last: {last}); "
-            "progress is saved, run again when the server is back"
-        )
+from digest.delivery.transport import Connection, Delivery, Transport
+from digest.email.message import Envelope
+from digest.errors import DigestError, TooManyConnectionErrors
+from digest.state.journal import Journal, Update
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,5 +1,8 @@
 """Settings: the resolved configuration of one run, and the config file.
 
+Settings never leave the CLI: each command resolves them into the typed
+options of the use case it calls (Source, IssueOptions, RenderOptions).
+
 Every option has three sources, highest first: the command-line flag, the
 environment variable ``DIGEST_<FLAG>`` (``--reply-to`` is DIGEST_REPLY_TO),
 and ``digest.toml`` (in the working folder, or ``--config``), whose keys are
@@ -14,11 +17,16 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from digest.dates import parse_since
 from digest.errors import ConfigError
-from digest.model import NotAFile, read_regular, shown
-from digest.selection import Criteria
+from digest.files import NotAFile, read_regular
+from digest.model import shown
+
+if TYPE_CHECKING:  # the pipeline is imported when a command runs, not for --help
+    from digest.content.folder import Source
+    from digest.content.selection import IssueOptions
+    from digest.email.options import RenderOptions
 
 DEFAULT_CONFIG = Path("digest.toml")
 MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes
@@ -45,18 +53,23 @@ class Settings:
     reply_to: str | None = None
     site_url: str | None = None
 
-    def criteria(self) -> Criteria:
-        try:
-            since = parse_since(self.since, self.as_of)
-        except ValueError as exc:
-            raise ConfigError(str(exc), source="--since") from exc
-        return Criteria.build(
-            as_of=self.as_of,
-            since=since,
-            tags=self.tags,
-            exclude_tags=self.exclude_tags,
-            limit=self.limit,
-        )
+    def source(self) -> Source:
+        from digest.content.folder import Source
+
+        return Source(self.articles, self.strict)
+
+    def issue(self) -> IssueOptions:
+        from digest.content.selection import IssueOptions
+
+        return IssueOptions(self.as_of, self.since, self.tags, self.exclude_tags, self.limit,
+                            self.summary_words)
+
+    def render(self) -> RenderOptions:
+        from digest.email.message import Identity
+        from digest.email.options import RenderOptions
+
+        identity = Identity(self.name, self.sender, self.reply_to, self.site_url)
+        return RenderOptions(identity, self.templates)
 
 
 def read_config(path: Path, known: Iterable[str]) -> dict[str, object]:

@@ -12,24 +12,26 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from digest.compose import compose
-from digest.config import Settings
-from digest.message import Identity, MessageTemplate
+from digest.content.compose import compose
+from digest.content.selection import IssueOptions
+from digest.email.message import MessageTemplate
+from digest.email.options import RenderOptions
+from digest.email.render import make_environment, render_digest
 from digest.model import Article
-from digest.render import make_environment, render_digest
 
 
 class Variants:
     """Message templates for the digest's articles, by tag preferences."""
 
-    def __init__(self, settings: Settings, articles: Sequence[Article], *,
-                 identity: Identity, campaign: str, sent_at: datetime) -> None:
-        self.settings = settings
+    def __init__(self, render: RenderOptions, issue: IssueOptions, articles: Sequence[Article],
+                 *, campaign: str, sent_at: datetime) -> None:
+        self.render = render
+        self.issue = issue
         self.articles = tuple(articles)
-        self.identity = identity
+        self.identity = render.identity
         self.campaign = campaign
         self.sent_at = sent_at
-        self._env = make_environment(settings.templates)
+        self._env = make_environment(render.templates)
         self._by_prefs: dict[tuple[str, ...], MessageTemplate | None] = {}
         self._by_set: dict[tuple[int, ...], MessageTemplate] = {}
 
@@ -53,9 +55,10 @@ class Variants:
 
     def _for_set(self, chosen: tuple[int, ...]) -> MessageTemplate:
         if chosen not in self._by_set:
-            s = self.settings
-            digest = compose([self.articles[i] for i in chosen], name=s.name, as_of=s.as_of,
-                             summary_words=s.summary_words, site_url=s.site_url)
+            identity, issue = self.identity, self.issue
+            digest = compose([self.articles[i] for i in chosen], name=identity.name,
+                             as_of=issue.as_of, summary_words=issue.summary_words,
+                             site_url=identity.site_url)
             self._by_set[chosen] = MessageTemplate(
                 render_digest(self._env, digest), identity=self.identity,
                 campaign=self.campaign, sent_at=self.sent_at,

@@ -1,11 +1,11 @@
 """Read subscriber lists: ours, a Mailchimp audience export, or a listmonk export.
 
-Every row becomes a Row: a Subscriber, or the problem (file:line, reason) that
+Every row becomes a ListRow: a Subscriber, or the problem (file:line, reason) that
 kept it from being one, so one bad row never stops a send. A row can also say
 that its person must not be mailed at all (``suppress``): an unsubscribed
 status, a Mailchimp unsubscribed or cleaned export, a listmonk blocklist.
 
-Files are streamed (see digest.lists); only ``iter_subscribers`` keeps state,
+Files are streamed (see digest.audience.csvfile); only ``iter_subscribers`` keeps state,
 one entry per distinct address, to drop duplicates across files.
 """
 
@@ -28,9 +28,9 @@ from typing import Literal
 
 from email_validator import EmailNotValidError, validate_email
 
+from digest.audience.csvfile import BadRecord, records
 from digest.errors import DigestError, SubscriberError
-from digest.lists import BadRecord, records
-from digest.model import address_key, clean_text, shown, slugify
+from digest.model import Subscriber, clean_text, shown, slugify
 
 FORMATS = ("digest", "mailchimp", "listmonk")
 MAX_NAME = 100
@@ -54,22 +54,7 @@ _TAG_SEPARATOR = re.compile(r"[;,]")
 
 
 @dataclass(frozen=True, slots=True)
-class Subscriber:
-    """One recipient. ``name`` is display text only, already free of control
-    characters; ``tags`` are the tag slugs they want, and ``()`` means everything."""
-
-    email: str
-    name: str = ""
-    tags: tuple[str, ...] = ()
-
-    @property
-    def key(self) -> str:
-        """Ann@x.org and ann@x.org are one person (and one message); see address_key."""
-        return address_key(self.email)
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
+class ListRow:
     """One record of a list: a subscriber, or the problem that kept it from being one.
 
     ``suppress`` set means this person must not be mailed, from this list or any
@@ -245,7 +230,8 @@ def _known_only(
     return kept or tags, unknown
 
 
-def _row(layout: _Layout, line: int, record: Sequence[str], known: frozenset[str] | None) -> Row:
+def _row(layout: _Layout, line: int, record: Sequence[str],
+         known: frozenset[str] | None) -> ListRow:
     path = layout.path
 
     def error(reason: str) -> SubscriberError:
@@ -263,7 +249,7 @@ def _row(layout: _Layout, line: int, record: Sequence[str], known: frozenset[str
         except EmailNotValidError as exc:
             reason = f"bad address {shown(fields.email)}: {exc}"
     if reason is not None:
-        return Row(path, line, layout.format, None, error(reason))
+        return ListRow(path, line, layout.format, None, error(reason))
     # A row that says "never mail this person" is honoured even when another of
     # its cells is bad: the bad cell becomes a warning instead.
     warnings = [error(problem) for problem in fields.problems]
@@ -276,13 +262,13 @@ def _row(layout: _Layout, line: int, record: Sequence[str], known: frozenset[str
         ]
     name = clean_text(fields.name)[:MAX_NAME].rstrip()
     subscriber = Subscriber(email, name, tags)
-    return Row(path, line, layout.format, subscriber, None, fields.suppress, tuple(warnings))
+    return ListRow(path, line, layout.format, subscriber, None, fields.suppress, tuple(warnings))
 
 
 def read_rows(
     path: Path, *, list_format: str | None = None, known_tags: frozenset[str] | None = None
-) -> Iterator[Row]:
-    """Each record of ``path`` as a Row, streamed.
+) -> Iterator[ListRow]:
+    """Each record of ``path`` as a ListRow, streamed.
 
     ``list_format`` forces a format instead of detecting it from the header;
     ``known_tags`` (slugs) turns preferences for other tags into warnings.
@@ -304,7 +290,7 @@ def read_rows(
         for line, record in rows:
             if isinstance(record, BadRecord):
                 problem = SubscriberError(path, record.reason, line=line)
-                yield Row(path, line, layout.format, None, problem)
+                yield ListRow(path, line, layout.format, None, problem)
             else:
                 yield _row(layout, line, record, known_tags)
 
@@ -314,7 +300,7 @@ def iter_subscribers(
     *,
     list_format: str | None = None,
     known_tags: frozenset[str] | None = None,
-) -> Iterator[Row]:
+) -> Iterator[ListRow]:
     """The rows of every file in ``paths``, in order, streamed.
 
     A subscriber whose address was already seen, in any file, comes back as a
@@ -331,7 +317,7 @@ def iter_subscribers(
 
 
 def _deduplicated(seen: _Seen, paths: Sequence[Path], list_format: str | None,
-                  known_tags: frozenset[str] | None) -> Iterator[Row]:
+                  known_tags: frozenset[str] | None) -> Iterator[ListRow]:
     with seen:
         for path in paths:
             for row in read_rows(path, list_format=list_format, known_tags=known_tags):
@@ -345,7 +331,7 @@ def _deduplicated(seen: _Seen, paths: Sequence[Path], list_format: str | None,
                     continue
                 reason = f"duplicate of {subscriber.email} (first seen at {first})"
                 problem = SubscriberError(path, reason, line=row.line)
-                yield Row(path, row.line, row.format, None, problem)
+                yield ListRow(path, row.line, row.format, None, problem)
 
 
 class _Seen:

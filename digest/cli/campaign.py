@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from digest.clikit import option, reports_errors, state_option
+from digest.cli.kit import option, reports_errors, state_option
 
 
 @click.group()
@@ -36,7 +36,7 @@ def close(campaign_id: str, reason: str, state: Path) -> None:
     Examples:
       digest campaign close 2026-W48-subscribers-all
     """
-    from digest.campaign import close_campaign
+    from digest.delivery.campaign import close_campaign
 
     owed = close_campaign(state, campaign_id, " ".join(reason.split()),
                           now=datetime.now(UTC))

@@ -7,8 +7,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
+from digest.content.summarize import lead_summary
 from digest.model import Article
-from digest.summarize import lead_summary
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from digest.clikit import format_option, option, reports_errors, state_option
+from digest.cli.kit import format_option, option, reports_errors, state_option
 
 
 @click.group()
@@ -35,7 +35,7 @@ def check(lists: tuple[Path, ...], list_format: str | None, articles: Path, stat
       digest subscribers check --list subscribers.csv
       digest subscribers check --list mailchimp.csv --list extra.csv --format json
     """
-    from digest.lists_check import check_lists
+    from digest.audience.check import check_lists
 
     result = check_lists(list(lists), list_format=list_format, articles=articles, state=state)
     if fmt == "json":
@@ -71,7 +71,7 @@ def suppress() -> None:
 @reports_errors
 def add(emails: tuple[str, ...], reason: str, state: Path) -> None:
     """Suppress these addresses."""
-    from digest.suppression import Suppressions, checked_addresses
+    from digest.audience.suppression import Suppressions, checked_addresses
 
     checked = checked_addresses(emails)
     with Suppressions(state) as store:
@@ -85,7 +85,7 @@ def add(emails: tuple[str, ...], reason: str, state: Path) -> None:
 @reports_errors
 def remove(emails: tuple[str, ...], state: Path) -> None:
     """Take these addresses off the suppression list."""
-    from digest.suppression import Suppressions
+    from digest.audience.suppression import Suppressions
 
     with Suppressions(state) as store:
         removed = store.remove(emails)
@@ -98,7 +98,7 @@ def remove(emails: tuple[str, ...], state: Path) -> None:
 @reports_errors
 def list_(state: Path, fmt: str) -> None:
     """Show the suppression list."""
-    from digest.suppression import Suppressions
+    from digest.audience.suppression import Suppressions
 
     with Suppressions(state) as store:
         entries = list(store)
@@ -120,7 +120,7 @@ def list_(state: Path, fmt: str) -> None:
 @reports_errors
 def import_(file: Path, reason: str, state: Path) -> None:
     """Add every address of a CSV file (an 'email' column, optionally 'reason')."""
-    from digest.suppression import Suppressions, read_import
+    from digest.audience.suppression import Suppressions, read_import
 
     entries = list(read_import(file, reason))  # all or nothing: a bad row stops the import
     with Suppressions(state) as store:
@@ -137,8 +137,8 @@ def export(file: Path, state: Path) -> None:
     """Write the suppression list as CSV (to FILE, or stdout), safe to open in a spreadsheet."""
     import io
 
-    from digest.pipeline import write_atomic
-    from digest.suppression import Suppressions
+    from digest.audience.suppression import Suppressions
+    from digest.files import write_atomic
 
     buffer = io.StringIO()
     with Suppressions(state) as store:

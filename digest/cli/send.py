@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from digest.clikit import (
+from digest.cli.kit import (
     F,
     FiniteFloat,
     option,
@@ -23,12 +23,12 @@ from digest.clikit import (
     state_option,
     warn,
 )
-from digest.dates import parse_duration
+from digest.content.dates import parse_duration
 from digest.errors import ConfigError
 
 if TYPE_CHECKING:
-    from digest.report import SendReport
-    from digest.send import Tally
+    from digest.delivery.report import SendReport
+    from digest.delivery.sender import Tally
 
 
 def send_options(f: F) -> F:
@@ -142,10 +142,10 @@ def send(obj: dict[str, Any] | None, /, lists: tuple[Path, ...], transport: str,
       DIGEST_SMTP_PASSWORD=... digest send --list subscribers.csv \\
           --transport smtp://news@mail.example.org:587 --rate 50 --report run.json
     """
-    from digest import campaign as library
-    from digest.issues import Cadence
-    from digest.send import SendOptions
-    from digest.transports import make_transport
+    from digest.delivery.campaign import send as send_issue
+    from digest.delivery.request import Cadence, SendRequest
+    from digest.delivery.sender import SendOptions
+    from digest.delivery.transport import make_transport
 
     if report_file is not None and not report_file.parent.is_dir():
         raise ConfigError(f"the folder of {report_file} does not exist; create it first",
@@ -162,23 +162,24 @@ def send(obj: dict[str, Any] | None, /, lists: tuple[Path, ...], transport: str,
         max_connection_errors=params.pop("max_connection_errors"),
         retry_delay=params.pop("retry_delay"),
     )
-    request = library.SendRequest(tuple(lists), connection, state, campaign, dry_run, options,
-                                  list_format=params.pop("list_format"),
-                                  journal=not params.pop("no_journal"),
-                                  cadence=Cadence(params.pop("min_interval"),
-                                                  params.pop("max_age")))
-    say = None if quiet else click.echo
-    report = library.send(settings_from(params, now), request, now=now, warn=warn, say=say,
-                          on_tick=_progress_printer(quiet, params.pop("progress_every")))
+    cadence = Cadence(params.pop("min_interval"), params.pop("max_age"))
+    every = params.pop("progress_every")
+    list_format, journal = params.pop("list_format"), not params.pop("no_journal")
+    settings = settings_from(params, now)
+    request = SendRequest(settings.source(), settings.issue(), settings.render(), tuple(lists),
+                          connection, state, campaign, dry_run, options, list_format, journal,
+                          cadence)
+    report = send_issue(request, now=now, warn=warn, say=None if quiet else click.echo,
+                        on_tick=_progress_printer(quiet, every))
     _finish(report, report_file, connection.description, quiet)
 
 
 def _finish(report: SendReport, report_file: Path | None, where: str, quiet: bool) -> None:
     """Write the report, print the summary and exit with the run's code. A report
     that cannot be written after messages went out must not say "nothing sent"."""
+    from digest.delivery.report import UNSETTLED
     from digest.errors import DigestError
-    from digest.pipeline import write_atomic
-    from digest.report import UNSETTLED
+    from digest.files import write_atomic
 
     code = report.exit_code
     if report_file is not None:

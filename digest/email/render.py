@@ -22,7 +22,7 @@ from pathlib import Path
 
 import jinja2
 
-from digest.compose import Digest
+from digest.content.compose import Digest
 from digest.errors import TemplateError
 
 TEMPLATES = {"html": "digest.html.j2", "text": "digest.txt.j2", "subject": "subject.txt.j2"}
@@ -57,9 +57,9 @@ class Rendered:
 
 def package_templates() -> Path:
     """The templates shipped in the wheel, or the repository's when run from source."""
-    here = Path(__file__).resolve().parent
-    installed = here / "templates"
-    return installed if installed.is_dir() else here.parent / "templates"
+    package = Path(__file__).resolve().parents[1]
+    installed = package / "templates"
+    return installed if installed.is_dir() else package.parent / "templates"
 
 
 def _autoescape(name: str | None) -> bool:

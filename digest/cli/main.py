@@ -15,10 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from digest.cli_campaign import campaign as campaign_group
-from digest.cli_lists import subscribers, suppress
-from digest.cli_send import send
-from digest.clikit import (
+from digest.cli.campaign import campaign as campaign_group
+from digest.cli.config import DEFAULT_CONFIG, FILE_ONLY_KEYS, read_config
+from digest.cli.kit import (
     format_option,
     option,
     render_options,
@@ -28,7 +27,8 @@ from digest.clikit import (
     state_option,
     warn,
 )
-from digest.config import DEFAULT_CONFIG, FILE_ONLY_KEYS, read_config
+from digest.cli.lists import subscribers, suppress
+from digest.cli.send import send
 from digest.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -69,7 +69,7 @@ def _config_defaults(ctx: click.Context, path: Path, params: dict[str, click.Par
                      values: dict[str, object]) -> dict[str, object]:
     """The file's values as option defaults, each checked against its option's
     type now, so a bad value is reported as the file's, not as a flag's."""
-    from digest.clikit import config_value_problem
+    from digest.cli.kit import config_value_problem
 
     defaults: dict[str, object] = {}
     for key, value in values.items():
@@ -159,9 +159,11 @@ def articles(fmt: str | None, **params: Any) -> None:
       digest articles --tag climate --tag energy --format json
     """
     settings = settings_from(params, datetime.now(UTC))
-    from digest import pipeline
+    from digest.content.folder import gather
+    from digest.email.build import make_digest
 
-    digest = pipeline.make_digest(settings, pipeline.gather(settings, warn))
+    issue = settings.issue()
+    digest = make_digest(issue, settings.render(), gather(settings.source(), issue, warn))
     rows = [(item.article, item.summary) for item in digest.items]
     if (fmt or ("table" if sys.stdout.isatty() else "json")) == "json":
         click.echo(json.dumps([_article_json(a, s) for a, s in rows], indent=2,
@@ -187,9 +189,11 @@ def build(out: Path, **params: Any) -> None:
       digest build --as-of 2026-11-28 --templates my-templates/
     """
     now = datetime.now(UTC)
-    from digest import pipeline
+    from digest.email.build import build as build_digest
 
-    result = pipeline.build(settings_from(params, now), out, now=now, warn=warn)
+    settings = settings_from(params, now)
+    result = build_digest(settings.source(), settings.issue(), settings.render(), out, now=now,
+                          warn=warn)
     if not result.files:
         click.echo("No articles selected; nothing built.")
         return
@@ -211,9 +215,9 @@ def status(state: Path, campaign: str | None, fmt: str) -> None:
       digest status
       digest status --campaign 2026-W48-subscribers-all --format json
     """
-    from digest import pipeline
+    from digest.delivery.status import status as campaign_status
 
-    result = pipeline.status(state, campaign)
+    result = campaign_status(state, campaign)
     problems = [
         {"email": r.email, "status": r.status, "attempts": r.attempts, "code": r.last_code,
          "reply": r.last_reply, "updated_at": r.updated_at}

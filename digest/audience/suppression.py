@@ -23,7 +23,8 @@ from pathlib import Path
 from typing import TextIO
 
 from digest.errors import ConfigError, DigestError, SubscriberError
-from digest.model import NotAFile, address_key, open_regular, shown
+from digest.files import NotAFile, open_regular
+from digest.model import address_key, shown
 
 REASONS = ("unsubscribed", "bounced", "complained", "manual")
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")

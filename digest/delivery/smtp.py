@@ -16,7 +16,7 @@ message or log.
 
 Each connection sends one message at a time and is reused (RSET after a
 refusal, reconnect after a drop). The raw MAIL, RCPT and DATA phase goes
-through digest.smtp_adapter, the only module that touches aiosmtplib's
+through digest.delivery.smtp_adapter, the only module that touches aiosmtplib's
 internals. Every outcome is classified here:
 
 * before the final dot, a drop, a timeout or a malformed reply is a
@@ -37,10 +37,10 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
-from digest import smtp_adapter as wire
+from digest.delivery import smtp_adapter as wire
+from digest.delivery.transport import BeforeData, Delivery, redact
+from digest.email.message import Envelope
 from digest.errors import ConfigError, TransportError
-from digest.message import Envelope
-from digest.transports import BeforeData, Delivery, redact
 
 THROTTLE_CODES = (421, 454)
 _FAULTS = (TimeoutError, OSError, aiosmtplib.SMTPException, wire.MalformedReply)

@@ -1,6 +1,6 @@
 """Read a CSV subscriber list as records, streamed, each with the line it starts on.
 
-This is the byte-and-CSV layer under ``digest.subscribers``: encoding (UTF-8,
+This is the byte-and-CSV layer under ``digest.audience.subscribers``: encoding (UTF-8,
 with or without a byte-order mark; anything else is one clear error),
 delimiter (``,``, ``;`` or tab, sniffed from the header line) and line
 numbers. It never holds more than one record, so a list of a million rows
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digest.errors import SubscriberError
-from digest.model import NotAFile, open_regular
+from digest.files import NotAFile, open_regular
 
 DELIMITERS = ",;\t"
 MAX_LINE = 1 << 20  # characters; no list has such lines, a file without line breaks does

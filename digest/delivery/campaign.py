@@ -17,42 +17,27 @@ from __future__ import annotations
 import itertools
 import time
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
-from digest.articles import LoadResult
-from digest.config import Settings
-from digest.errors import ConfigError, DigestError
-from digest.issues import Cadence, IssuePlan, plan_issue
-from digest.journal import Entry, Journal, stamp
-from digest.lock import StateLock
-from digest.message import message_id
-from digest.pipeline import Warn, check_templates, identity, journal_path, known_tags, load
-from digest.report import SendReport
-from digest.send import Job, SendOptions, Tally, TooManyConnectionErrors, run_jobs
-from digest.subscribers import Row, Subscriber, iter_subscribers
-from digest.suppression import Suppressions
-from digest.transports import Transport
-from digest.variants import Variants
+from digest.audience.subscribers import ListRow, iter_subscribers
+from digest.audience.suppression import Suppressions
+from digest.content.articles import LoadResult
+from digest.content.folder import Warn, known_tags, load
+from digest.delivery.issues import IssuePlan, plan_issue
+from digest.delivery.report import SendReport
+from digest.delivery.request import SendRequest
+from digest.delivery.sender import Job, Tally, run_jobs
+from digest.email.message import message_id
+from digest.email.variants import Variants
+from digest.errors import ConfigError, DigestError, TooManyConnectionErrors
+from digest.model import Subscriber
+from digest.state.journal import Entry, Journal, journal_path, stamp
+from digest.state.lock import StateLock
 
 REPORTED_SKIPS = 100
-
-
-@dataclass(frozen=True, slots=True)
-class SendRequest:
-    """Everything ``send`` needs beyond the digest's Settings."""
-
-    lists: tuple[Path, ...]
-    transport: Transport
-    state: Path = Path(".digest")
-    campaign: str | None = None
-    dry_run: bool = False
-    options: SendOptions = field(default_factory=SendOptions)
-    list_format: str | None = None
-    journal: bool = True  # off only for the benchmark that measures its cost
-    cadence: Cadence = field(default_factory=Cadence)
 
 
 class SuppressionCheck(Protocol):
@@ -61,7 +46,7 @@ class SuppressionCheck(Protocol):
     def reason(self, email: str) -> str | None: ...
 
 
-def _entries(rows: Iterator[Row], variants: Variants, suppressions: SuppressionCheck,
+def _entries(rows: Iterator[ListRow], variants: Variants, suppressions: SuppressionCheck,
              warn: Warn) -> Iterator[Entry]:
     """Journal entries for the list's rows, with each person's status decided."""
     domain = variants.identity.domain
@@ -82,17 +67,16 @@ def _entries(rows: Iterator[Row], variants: Variants, suppressions: SuppressionC
         mid = message_id(variants.campaign, email, domain)
         reason = row.suppress or suppressions.reason(email)
         if reason:
-            yield email, subscriber.name, tags, mid, "suppressed", reason
+            yield Entry(email, subscriber.name, tags, mid, "suppressed", reason)
         elif variants.template(subscriber.tags) is None:
             why = f"no article matches their tags ({', '.join(subscriber.tags)})"
-            yield email, subscriber.name, tags, mid, "skipped", why
+            yield Entry(email, subscriber.name, tags, mid, "skipped", why)
         else:
-            yield email, subscriber.name, tags, mid, "pending", None
+            yield Entry(email, subscriber.name, tags, mid, "pending", None)
     suppressions.add(said)
 
 
 def send(
-    settings: Settings,
     request: SendRequest,
     *,
     now: datetime,
@@ -104,14 +88,13 @@ def send(
     every step journalled so that a rerun finishes the job. ``say`` hears
     which issue the run is for when that is not simply a new one."""
     started = time.monotonic()
-    loaded = load(settings, warn)
+    loaded = load(request.source, warn)
     if request.dry_run:
-        return _dry_run(settings, request, loaded, now, warn)
+        return _dry_run(request, loaded, now, warn)
     with StateLock(request.state), Suppressions(request.state) as suppressions:
         journal = Journal(journal_path(request.state), enabled=request.journal)
         try:
-            plan = plan_issue(journal, settings, loaded, lists=request.lists,
-                              campaign=request.campaign, cadence=request.cadence, now=now)
+            plan = plan_issue(journal, request, loaded, now=now)
             if plan.expired and say is not None:
                 say(f"{plan.expired} recipients of campaign {plan.campaign} expired: they "
                     "were still owed the issue after --max-age.")
@@ -119,7 +102,7 @@ def send(
                 return SendReport(plan.campaign, 0, 0, journal.counts(plan.campaign),
                                   waiting=plan.wait, expired_now=plan.expired,
                                   issue=plan.definition.as_dict())
-            variants = _variants(plan, now)
+            variants = _variants(plan, request, now)
             # Opened before anything is written: a list or a TMPDIR that fails, fails here.
             rows = iter_subscribers(list(request.lists), list_format=request.list_format,
                                     known_tags=known_tags(loaded))
@@ -150,11 +133,10 @@ def send(
                       resumed=plan.resumed is not None)
 
 
-def _variants(plan: IssuePlan, now: datetime) -> Variants:
-    settings = plan.settings
-    check_templates(settings)
-    variants = Variants(settings, plan.articles, identity=identity(settings),
-                        campaign=plan.campaign, sent_at=now)
+def _variants(plan: IssuePlan, request: SendRequest, now: datetime) -> Variants:
+    request.render.check()
+    variants = Variants(request.render, plan.options, plan.articles, campaign=plan.campaign,
+                        sent_at=now)
     variants.template(())  # the full digest: a template error stops us before any list work
     return variants
 
@@ -202,7 +184,7 @@ def _jobs(journal: Journal, campaign: str, variants: Variants) -> Iterator[Job]:
             yield Job(template.personalize(Subscriber(email, name, prefs)), resend=resend)
 
 
-def _dry_run(settings: Settings, request: SendRequest, loaded: LoadResult, now: datetime,
+def _dry_run(request: SendRequest, loaded: LoadResult, now: datetime,
              warn: Warn) -> SendReport:
     """Count what a send would do, from the lists, the suppression list and
     what the journal says was done already, writing nothing."""
@@ -211,19 +193,18 @@ def _dry_run(settings: Settings, request: SendRequest, loaded: LoadResult, now: 
     path = journal_path(state)
     journal = Journal(path, readonly=True) if path.is_file() else None
     try:
-        plan = plan_issue(journal, settings, loaded, lists=request.lists,
-                          campaign=request.campaign, cadence=request.cadence, now=now)
+        plan = plan_issue(journal, request, loaded, now=now)
         if plan.wait or not plan.articles:
             return SendReport(plan.campaign, 0, 0, {}, dry_run=True, waiting=plan.wait,
                               issue=plan.definition.as_dict())
-        variants = _variants(plan, now)
+        variants = _variants(plan, request, now)
         rows = iter_subscribers(list(request.lists), list_format=request.list_format,
                                 known_tags=known_tags(loaded))
         counts: dict[str, int] = {}
         for entry in _entries(rows, variants, _ReadOnly(store), warn):
-            status = entry[4]
+            status = entry.status
             if status == "pending" and journal is not None:
-                to_do, known = journal.still_to_do(plan.campaign, entry[0])
+                to_do, known = journal.still_to_do(plan.campaign, entry.email)
                 status = "pending" if to_do else known or status
             counts[status] = counts.get(status, 0) + 1
     finally:
