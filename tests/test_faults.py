@@ -22,7 +22,7 @@ from digest.delivery.sender import Job, Sender, SendOptions, Tally, TokenBucket
 from digest.delivery.smtp import SmtpConfig, SmtpTransport
 from digest.delivery.transport import Delivery
 from digest.email.message import Envelope
-from digest.state.journal import Journal
+from digest.state.store import open_store
 from tests.smtpd import FaultyServer, server_tls_context
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "send"
@@ -343,15 +343,15 @@ def test_421_and_454_lower_the_rate_of_a_send(smtp_server: FaultyServer, tmp_pat
     smtp_server.throttle(454)
     config = SmtpConfig(host=smtp_server.host, port=smtp_server.port, implicit_tls=False)
     options = SendOptions(concurrency=1, rate=100.0, retry_delay=0.001)
-    journal = Journal(tmp_path / "journal.sqlite3", enabled=False)
+    store = open_store(tmp_path, memory_journal=True)
 
     async def run() -> TokenBucket:
-        sender = Sender(journal, "c", SmtpTransport(config), options, Tally())
+        sender = Sender(store.journal, "c", SmtpTransport(config), options, Tally())
         await sender.run(Job(envelope(n)) for n in range(1, 6))
         return sender.bucket
 
     bucket = asyncio.run(run())
-    journal.close()
+    store.close()
     # Halved twice (100 -> 25), then 5% back for each of the five messages sent.
     assert bucket.rate == pytest.approx(25.0 * 1.05**5)
     assert sorted(r for m in smtp_server.received for r in m.rcpt_tos) == [

@@ -25,10 +25,10 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from digest.audience.suppression import Suppressions
 from digest.cli.main import cli
 from digest.content.articles import load_articles, load_bios
 from digest.model import address_key, shown
+from digest.state.store import open_store
 
 HERE = Path(__file__).resolve().parent
 HOSTILE = HERE / "fixtures" / "hostile"
@@ -428,7 +428,7 @@ def test_an_old_suppression_list_is_rekeyed_once(tmp_path: Path) -> None:
                     " created_at TEXT NOT NULL) WITHOUT ROWID")
         old.executemany("INSERT INTO suppressions VALUES (?, ?, 'manual', '', '2026-01-01')",
                         [(e.casefold(), e) for e in ("Straße@example.org", "Ann@example.org")])
-    with Suppressions(state) as store:
-        assert store.reason("Straße@example.org") == "manual"
-        assert store.reason("strasse@example.org") is None
-        assert store.reason("ANN@example.org") == "manual"
+    with closing(open_store(state)) as store:
+        assert store.suppressions.reason("Straße@example.org") == "manual"
+        assert store.suppressions.reason("strasse@example.org") is None
+        assert store.suppressions.reason("ANN@example.org") == "manual"

@@ -19,8 +19,10 @@ import pytest
 from digest.content.compose import compose
 from digest.email.message import Identity, MessageTemplate, message_id
 from digest.email.render import Rendered, make_environment, render_digest, token
+from digest.email.signing import Key, Signer
 from digest.errors import ConfigError, HeaderError, TemplateError
 from digest.model import Article, Block, Subscriber, Tag
+from tests.conftest import build_digest
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE_GOLDEN = os.environ.get("DIGEST_UPDATE_GOLDEN") == "1"
@@ -34,6 +36,7 @@ IDENTITY = Identity(
 CAMPAIGN = "2026-W48-subscribers-all"
 SENT_AT = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
 
+SIGNER = Signer([Key.of("k" * 40)], "harbour-weekly.example.org")
 ZOE = Subscriber("zoe@example.org", "Zoë Traoré")
 BOB = Subscriber("bob@example.org", "<b>Bob</b> & co")
 NAMELESS = Subscriber("anon@example.org")
@@ -47,6 +50,7 @@ HEADERS = {
     "Message-ID",
     "List-Id",
     "List-Unsubscribe",
+    "List-Unsubscribe-Post",
     "MIME-Version",
     "Content-Type",
 }
@@ -145,15 +149,18 @@ def assert_no_defects(message):
         assert not part.defects, part.get_content_type()
 
 
-def build_template(articles, *, identity=IDENTITY, campaign=CAMPAIGN, sent_at=SENT_AT):
+def build_template(articles, *, identity=IDENTITY, campaign=CAMPAIGN, sent_at=SENT_AT,
+                   signer=None):
     digest = compose(
         articles,
         name="Harbour Weekly",
         as_of=datetime(2026, 11, 28, tzinfo=UTC),
         summary_words=40,
+        site_url=identity.site_url,
     )
     rendered = render_digest(make_environment(), digest)
-    return MessageTemplate(rendered, identity=identity, campaign=campaign, sent_at=sent_at)
+    return MessageTemplate(rendered, identity=identity, campaign=campaign, sent_at=sent_at,
+                           signer=signer)
 
 
 def raw_template(text, html_text="<p>x</p>", *, subject="Subject", identity=IDENTITY):
@@ -163,13 +170,29 @@ def raw_template(text, html_text="<p>x</p>", *, subject="Subject", identity=IDEN
 
 
 @pytest.fixture(scope="module")
-def rendered(sample_digest):
+def rendered(sample_articles):
+    """The sample digest of a newsletter with a site, as IDENTITY has."""
+    digest = build_digest(sample_articles, site_url=IDENTITY.site_url)
+    return render_digest(make_environment(), digest)
+
+
+@pytest.fixture(scope="module")
+def rendered_without_site(sample_digest):
     return render_digest(make_environment(), sample_digest)
 
 
 @pytest.fixture(scope="module")
 def template(rendered):
-    return MessageTemplate(rendered, identity=IDENTITY, campaign=CAMPAIGN, sent_at=SENT_AT)
+    return MessageTemplate(rendered, identity=IDENTITY, campaign=CAMPAIGN, sent_at=SENT_AT,
+                           signer=SIGNER)
+
+
+def links(rid):
+    """The unsubscribe URL, preferences URL and mailto a recipient's message carries."""
+    unsubscribe, preferences = SIGNER.tokens(rid)
+    return (f"https://news.example.org/unsubscribe/{unsubscribe}",
+            f"https://news.example.org/preferences/{preferences}",
+            f"mailto:news@example.org?subject=unsubscribe%20{unsubscribe}")
 
 
 # --- structure -----------------------------------------------------------------------
@@ -261,34 +284,50 @@ def test_long_subject_is_folded_and_round_trips(make_article):
 
 
 def test_greeting_email_and_unsubscribe_in_both_parts(template):
-    plain, markup = parts(parse(template.personalize(ZOE).data))
-    unsubscribe = "https://news.example.org/unsubscribe?email=zoe%40example.org"
+    plain, markup = parts(parse(template.personalize(ZOE, "r7Kq2mXw0001").data))
+    unsubscribe, preferences, _ = links("r7Kq2mXw0001")
     assert plain.startswith("Hi Zoë Traoré,\n")
     assert "You receive Harbour Weekly as zoe@example.org.\n" in plain
     assert f"Unsubscribe: {unsubscribe}\n" in plain
+    assert f"Manage your preferences: {preferences}\n" in plain
     assert re.search(r'<td class="greeting"[^>]*>Hi Zoë Traoré,</td>', markup)
     assert "You receive Harbour Weekly as zoe@example.org." in markup
     assert f'<a href="{unsubscribe}"' in markup
+    assert f'<a href="{preferences}"' in markup
     for part in (plain, markup):
         assert "\ue000" not in part and "\ue001" not in part
+        assert "zoe%40" not in part and "zoe@example.org/" not in part
 
 
-def test_list_unsubscribe_header_matches_the_link(template):
-    message = parse(template.personalize(ZOE).data)
-    expected = "https://news.example.org/unsubscribe?email=zoe%40example.org"
-    assert message["List-Unsubscribe"] == f"<{expected}>"
+def test_list_unsubscribe_headers_offer_one_click_and_mailto(template):
+    message = parse(template.personalize(ZOE, "r7Kq2mXw0001").data)
+    unsubscribe, _, mailto = links("r7Kq2mXw0001")
+    assert message["List-Unsubscribe"] == f"<{unsubscribe}>, <{mailto}>"
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert "zoe" not in message["List-Unsubscribe"]
 
 
-def test_unsubscribe_falls_back_to_mailto_without_site_url(rendered):
+def test_unsubscribe_falls_back_to_mailto_without_site_url(rendered_without_site):
     identity = Identity("Harbour Weekly", "Harbour Weekly <news@example.org>")
-    template = MessageTemplate(rendered, identity=identity, campaign=CAMPAIGN, sent_at=SENT_AT)
-    message = parse(template.personalize(ZOE).data)
-    mailto = "mailto:news@example.org?subject=unsubscribe%20zoe%40example.org"
+    template = MessageTemplate(rendered_without_site, identity=identity, campaign=CAMPAIGN,
+                               sent_at=SENT_AT, signer=SIGNER)
+    message = parse(template.personalize(ZOE, "r7Kq2mXw0001").data)
+    mailto = links("r7Kq2mXw0001")[2]
     assert message["List-Unsubscribe"] == f"<{mailto}>"
+    assert message["List-Unsubscribe-Post"] is None
     plain, markup = parts(message)
     assert f"Unsubscribe: {mailto}\n" in plain
     assert f'<a href="{mailto}"' in markup
+    assert "preferences" not in plain
     assert message["Reply-To"] is None
+
+
+def test_without_a_key_links_are_marked_placeholders(rendered):
+    template = MessageTemplate(rendered, identity=IDENTITY, campaign=CAMPAIGN, sent_at=SENT_AT)
+    message = parse(template.personalize(ZOE).data)
+    assert message["List-Unsubscribe"] == (
+        "<https://news.example.org/unsubscribe/PLACEHOLDER-no-secret-set>, "
+        "<mailto:news@example.org?subject=unsubscribe%20PLACEHOLDER-no-secret-set>")
 
 
 def test_nameless_subscriber_gets_a_generic_greeting(template):
@@ -622,8 +661,9 @@ def test_golden_email():
         identity=GOLDEN_IDENTITY,
         campaign="2026-W48-golden-all",
         sent_at=datetime(2026, 11, 28, 8, 0, tzinfo=UTC),
+        signer=SIGNER,
     )
-    data = template.personalize(GOLDEN_SUBSCRIBER).data
+    data = template.personalize(GOLDEN_SUBSCRIBER, "g0LdEn4Rid01").data
     _, markup = parts(parse(data))
     # The decoded HTML first: a change there gives the more readable diff.
     check_golden("digest.html", markup.encode("utf-8"))
@@ -663,18 +703,16 @@ def test_recipients_share_every_line_except_their_own_values(template):
         "bartholomew.featherstonehaugh@example.org",
         "Bartholomew Q. Featherstonehaugh-Longname & Sons",
     )
-    data_a, data_b = template.personalize(ann).data, template.personalize(bart).data
+    data_a = template.personalize(ann, "a1b2c3d4e5f6").data
+    data_b = template.personalize(bart, "f6e5d4c3b2a1").data
 
-    values_a = [
-        "Hi Ann Lee,",
-        "ann@example.org",
-        "https://news.example.org/unsubscribe?email=ann%40example.org",
-    ]
+    values_a = ["Hi Ann Lee,", "ann@example.org", *links("a1b2c3d4e5f6")[:2]]
     values_b = [
-        "Hi Bartholomew Q. Featherstonehaugh-Longname & Sons,",
+        "Hi Bartholomew Q. Featherstonehaugh-Longname & Sons",
         "bartholomew.featherstonehaugh@example.org",
-        "https://news.example.org/unsubscribe?email=bartholomew.featherstonehaugh%40example.org",
+        *links("f6e5d4c3b2a1")[:2],
     ]
+    values_b[0] += ","
     text_a, text_b = personal_blocks(wire_part(data_a, "plain"), wire_part(data_b, "plain"))
     assert (text_a, text_b) == (values_a, values_b)
     html_a, html_b = personal_blocks(wire_part(data_a, "html"), wire_part(data_b, "html"))

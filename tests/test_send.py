@@ -14,7 +14,7 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli.main import cli
-from digest.state.lock import StateLock
+from digest.state.store import open_store
 from tests.smtpd import FaultyServer, server_tls_context
 
 REPO = Path(__file__).resolve().parents[1]
@@ -238,7 +238,7 @@ def test_password_in_the_url_is_refused(workdir: Path, smtp_server: FaultyServer
 
 
 def test_a_second_run_is_locked_out(workdir: Path, smtp_server: FaultyServer) -> None:
-    with StateLock(workdir / ".digest"):
+    with open_store(workdir / ".digest").lock():
         code, _, err = send(smtp_server)
     assert code == 75
     assert err.startswith(f"Error: another digest run holds .digest/lock (pid {os.getpid()}, "

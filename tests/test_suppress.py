@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 from collections.abc import Callable
+from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,8 +17,9 @@ from typing import Any
 import pytest
 from click.testing import CliRunner
 
-from digest.audience.suppression import Suppressions, spreadsheet_safe
+from digest.audience.suppression import export_suppressions, spreadsheet_safe
 from digest.cli.main import cli
+from digest.state.store import open_store
 
 REPO = Path(__file__).resolve().parents[1]
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "campaign"
@@ -197,10 +199,10 @@ def test_the_source_column_is_defused_too(workdir: Path, tmp_path: Path) -> None
         ["fresh@example.org", "unsubscribed", "import:=evil.csv"]]
     # ...and one that does start like a formula is defused like any other cell.
     buffer = io.StringIO()
-    with Suppressions(tmp_path / "lib-state") as store:
-        store.add([("lib@example.org", "manual", '=HYPERLINK("http://evil.example")'),
-                   ("tab@example.org", "manual", "\tx")])
-        assert store.export_csv(buffer) == 2
+    with closing(open_store(tmp_path / "lib-state")) as store:
+        store.suppressions.add([("lib@example.org", "manual", '=HYPERLINK("http://evil.example")'),
+                                ("tab@example.org", "manual", "\tx")])
+    assert export_suppressions(tmp_path / "lib-state", buffer) == 2
     rows = export_rows(buffer.getvalue())
     assert [row[2] for row in rows[1:]] == ["'=HYPERLINK(\"http://evil.example\")", "'\tx"]
 

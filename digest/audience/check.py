@@ -4,13 +4,14 @@ sending. Streams every file once; only the set of addresses seen is kept."""
 from __future__ import annotations
 
 from collections.abc import Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from digest.audience.subscribers import read_rows
-from digest.audience.suppression import Suppressions
 from digest.content.articles import load_articles
 from digest.content.folder import known_tags
+from digest.state.store import SuppressionStore, open_store
 
 MAX_PROBLEMS = 1000
 
@@ -36,36 +37,37 @@ def check_lists(paths: Sequence[Path], *, list_format: str | None, articles: Pat
     known = None
     if articles.is_dir():
         known = known_tags(load_articles(articles))
-    store = Suppressions(state) if (state / "suppressions.sqlite3").is_file() else None
+    with closing(open_store(state, readonly=True)) as store:
+        return _check(paths, list_format, known, store.suppressions)
+
+
+def _check(paths: Sequence[Path], list_format: str | None, known: frozenset[str] | None,
+           suppressions: SuppressionStore) -> CheckResult:
     result = CheckResult()
     seen: dict[str, bool] = {}  # address -> counted as suppressed
-    try:
-        for path in paths:
-            for row in read_rows(path, list_format=list_format, known_tags=known):
-                result.counts["rows"] += 1
-                result.formats[str(path)] = row.format
-                for warning in row.warnings:
-                    result.counts["warnings"] += 1
-                    result.note(f"warning: {warning}")
-                if row.problem is not None or row.subscriber is None:
-                    result.counts["invalid"] += 1
-                    result.note(row.problem)
-                    continue
-                key = row.subscriber.key
-                if key in seen:
-                    result.counts["duplicate"] += 1
-                    if row.suppress and not seen[key]:
-                        # As in a send: a later unsubscribed or cleaned export, or
-                        # blocklisted row, wins over the person listed earlier.
-                        seen[key] = True
-                        result.counts["valid"] -= 1
-                        result.counts["suppressed"] += 1
-                    continue
-                suppressed = bool(row.suppress) or (
-                    store is not None and store.reason(row.subscriber.email) is not None)
-                seen[key] = suppressed
-                result.counts["suppressed" if suppressed else "valid"] += 1
-    finally:
-        if store is not None:
-            store.close()
+    for path in paths:
+        for row in read_rows(path, list_format=list_format, known_tags=known):
+            result.counts["rows"] += 1
+            result.formats[str(path)] = row.format
+            for warning in row.warnings:
+                result.counts["warnings"] += 1
+                result.note(f"warning: {warning}")
+            if row.problem is not None or row.subscriber is None:
+                result.counts["invalid"] += 1
+                result.note(row.problem)
+                continue
+            key = row.subscriber.key
+            if key in seen:
+                result.counts["duplicate"] += 1
+                if row.suppress and not seen[key]:
+                    # As in a send: a later unsubscribed or cleaned export, or
+                    # blocklisted row, wins over the person listed earlier.
+                    seen[key] = True
+                    result.counts["valid"] -= 1
+                    result.counts["suppressed"] += 1
+                continue
+            suppressed = bool(row.suppress) or (
+                suppressions.reason(row.subscriber.email) is not None)
+            seen[key] = suppressed
+            result.counts["suppressed" if suppressed else "valid"] += 1
     return result

@@ -71,12 +71,10 @@ def suppress() -> None:
 @reports_errors
 def add(emails: tuple[str, ...], reason: str, state: Path) -> None:
     """Suppress these addresses."""
-    from digest.audience.suppression import Suppressions, checked_addresses
+    from digest.audience.suppression import suppress_addresses
 
-    checked = checked_addresses(emails)
-    with Suppressions(state) as store:
-        added = store.add((e, reason, "manual") for e in checked)
-    click.echo(f"Suppressed {added} new addresses ({len(checked) - added} already were).")
+    added = suppress_addresses(state, emails, reason)
+    click.echo(f"Suppressed {added.new} new addresses ({added.given - added.new} already were).")
 
 
 @suppress.command("remove")
@@ -85,10 +83,9 @@ def add(emails: tuple[str, ...], reason: str, state: Path) -> None:
 @reports_errors
 def remove(emails: tuple[str, ...], state: Path) -> None:
     """Take these addresses off the suppression list."""
-    from digest.audience.suppression import Suppressions
+    from digest.audience.suppression import unsuppress
 
-    with Suppressions(state) as store:
-        removed = store.remove(emails)
+    removed = unsuppress(state, emails)
     click.echo(f"Removed {removed} of {len(emails)} addresses from the suppression list.")
 
 
@@ -98,10 +95,9 @@ def remove(emails: tuple[str, ...], state: Path) -> None:
 @reports_errors
 def list_(state: Path, fmt: str) -> None:
     """Show the suppression list."""
-    from digest.audience.suppression import Suppressions
+    from digest.audience.suppression import list_suppressions
 
-    with Suppressions(state) as store:
-        entries = list(store)
+    entries = list_suppressions(state)
     if fmt == "json":
         rows = [{"email": e.email, "reason": e.reason, "source": e.source,
                  "created_at": e.created_at} for e in entries]
@@ -120,12 +116,10 @@ def list_(state: Path, fmt: str) -> None:
 @reports_errors
 def import_(file: Path, reason: str, state: Path) -> None:
     """Add every address of a CSV file (an 'email' column, optionally 'reason')."""
-    from digest.audience.suppression import Suppressions, read_import
+    from digest.audience.suppression import import_suppressions
 
-    entries = list(read_import(file, reason))  # all or nothing: a bad row stops the import
-    with Suppressions(state) as store:
-        added = store.add(entries)
-    click.echo(f"Imported {len(entries)} addresses from {file} ({added} new).")
+    added = import_suppressions(state, file, reason)
+    click.echo(f"Imported {added.given} addresses from {file} ({added.new} new).")
 
 
 @suppress.command("export")
@@ -137,12 +131,11 @@ def export(file: Path, state: Path) -> None:
     """Write the suppression list as CSV (to FILE, or stdout), safe to open in a spreadsheet."""
     import io
 
-    from digest.audience.suppression import Suppressions
+    from digest.audience.suppression import export_suppressions
     from digest.files import write_atomic
 
     buffer = io.StringIO()
-    with Suppressions(state) as store:
-        count = store.export_csv(buffer)
+    count = export_suppressions(state, buffer)
     if str(file) == "-":
         sys.stdout.write(buffer.getvalue())
         return

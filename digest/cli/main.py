@@ -28,6 +28,7 @@ from digest.cli.kit import (
     warn,
 )
 from digest.cli.lists import subscribers, suppress
+from digest.cli.secret import secret
 from digest.cli.send import send
 from digest.errors import ConfigError
 
@@ -247,7 +248,7 @@ def status(state: Path, campaign: str | None, fmt: str) -> None:
                    f"{p['reply'] or ''}")
 
 
-for command in (send, suppress, subscribers, campaign_group):
+for command in (send, suppress, subscribers, campaign_group, secret):
     cli.add_command(command)
 
 

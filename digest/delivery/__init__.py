@@ -1,1 +1,9 @@
-"""delivery"""
+"""Delivery: the send use case, start to finish.
+
+Owns the campaign (which issue, resume, expiry), the sender (workers, rate
+control, retries), the transports (SMTP through one aiosmtplib adapter, and
+Maildir), the run report and the status use case.
+
+May import: audience, email, content, state, model, errors, files.
+Must not import: cli.
+"""

@@ -16,26 +16,27 @@ from __future__ import annotations
 
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Protocol
 
 from digest.audience.subscribers import ListRow, iter_subscribers
-from digest.audience.suppression import Suppressions
 from digest.content.articles import LoadResult
 from digest.content.folder import Warn, known_tags, load
 from digest.delivery.issues import IssuePlan, plan_issue
 from digest.delivery.report import SendReport
 from digest.delivery.request import SendRequest
-from digest.delivery.sender import Job, Tally, run_jobs
+from digest.delivery.sender import Job, Sender, Tally, run_jobs
 from digest.email.message import message_id
 from digest.email.variants import Variants
+from digest.email.wrap import Wrapper, wrap
 from digest.errors import ConfigError, DigestError, TooManyConnectionErrors
 from digest.model import Subscriber
-from digest.state.journal import Entry, Journal, journal_path, stamp
-from digest.state.lock import StateLock
+from digest.state.records import Entry, stamp
+from digest.state.store import JournalStore as Journal
+from digest.state.store import SuppressionStore, open_store
 
 REPORTED_SKIPS = 100
 
@@ -91,9 +92,11 @@ def send(
     loaded = load(request.source, warn)
     if request.dry_run:
         return _dry_run(request, loaded, now, warn)
-    with StateLock(request.state), Suppressions(request.state) as suppressions:
-        journal = Journal(journal_path(request.state), enabled=request.journal)
+    store = open_store(request.state, memory_journal=not request.journal)
+    with store.lock():
         try:
+            suppressions = store.suppressions  # opened under the lock, then the journal
+            journal = store.journal
             plan = plan_issue(journal, request, loaded, now=now)
             if plan.expired and say is not None:
                 say(f"{plan.expired} recipients of campaign {plan.campaign} expired: they "
@@ -110,7 +113,7 @@ def send(
             journal.add(plan.campaign, _entries(rows, variants, suppressions, warn),
                         queued_at=stamp(now))
             recovered = journal.recover(plan.campaign)
-            journal.apply_suppressions(plan.campaign, suppressions.path)
+            store.apply_suppressions(plan.campaign)
             todo = journal.count_todo(plan.campaign)
             if todo and plan.resumed is not None and say is not None:
                 say(_resuming(plan))
@@ -122,7 +125,7 @@ def send(
             skips = tuple((r.email, r.last_reply or "")
                           for r in itertools.islice(skipped, REPORTED_SKIPS))
         finally:
-            journal.close()
+            store.close()
     # One per person in the journal: a list row that only suppresses someone
     # already listed (in any letter case) is not a second recipient.
     return SendReport(plan.campaign, len(plan.articles), sum(counts.values()), counts,
@@ -166,9 +169,9 @@ def _deliver(journal: Journal, campaign: str, variants: Variants, request: SendR
     tally = Tally()
     sending = time.monotonic()
     try:
-        run_jobs(journal, campaign, request.transport, _jobs(journal, campaign, variants),
-                 request.options, tally,
-                 on_tick=(lambda t: on_tick(t, todo)) if on_tick else None)
+        jobs = _jobs(journal, campaign, variants, request.wrappers)
+        sender = Sender(journal, campaign, request.transport, request.options, tally)
+        run_jobs(sender, jobs, on_tick=(lambda t: on_tick(t, todo)) if on_tick else None)
     except TooManyConnectionErrors as exc:
         return _Run(tally, todo, time.monotonic() - sending, aborted=str(exc))
     except DigestError as exc:
@@ -176,23 +179,24 @@ def _deliver(journal: Journal, campaign: str, variants: Variants, request: SendR
     return _Run(tally, todo, time.monotonic() - sending)
 
 
-def _jobs(journal: Journal, campaign: str, variants: Variants) -> Iterator[Job]:
+def _jobs(journal: Journal, campaign: str, variants: Variants,
+          wrappers: Sequence[Wrapper]) -> Iterator[Job]:
     for email, name, tags, resend in journal.todo(campaign):
         prefs = tuple(t for t in tags.split(";") if t)
         template = variants.template(prefs)
         if template is not None:
-            yield Job(template.personalize(Subscriber(email, name, prefs)), resend=resend)
+            envelope = template.personalize(Subscriber(email, name, prefs))
+            yield Job(wrap(envelope, wrappers) if wrappers else envelope, resend=resend)
 
 
 def _dry_run(request: SendRequest, loaded: LoadResult, now: datetime,
              warn: Warn) -> SendReport:
     """Count what a send would do, from the lists, the suppression list and
     what the journal says was done already, writing nothing."""
-    state = request.state
-    store = Suppressions(state) if (state / "suppressions.sqlite3").is_file() else None
-    path = journal_path(state)
-    journal = Journal(path, readonly=True) if path.is_file() else None
+    store = open_store(request.state, readonly=True)
     try:
+        suppressions = store.suppressions
+        journal = store.journal  # an empty one where nothing was sent yet
         plan = plan_issue(journal, request, loaded, now=now)
         if plan.wait or not plan.articles:
             return SendReport(plan.campaign, 0, 0, {}, dry_run=True, waiting=plan.wait,
@@ -201,16 +205,14 @@ def _dry_run(request: SendRequest, loaded: LoadResult, now: datetime,
         rows = iter_subscribers(list(request.lists), list_format=request.list_format,
                                 known_tags=known_tags(loaded))
         counts: dict[str, int] = {}
-        for entry in _entries(rows, variants, _ReadOnly(store), warn):
+        for entry in _entries(rows, variants, _ReadOnly(suppressions), warn):
             status = entry.status
-            if status == "pending" and journal is not None:
+            if status == "pending":
                 to_do, known = journal.still_to_do(plan.campaign, entry.email)
                 status = "pending" if to_do else known or status
             counts[status] = counts.get(status, 0) + 1
     finally:
-        for opened in (store, journal):
-            if opened is not None:
-                opened.close()
+        store.close()
     return SendReport(plan.campaign, len(plan.articles), sum(counts.values()), counts,
                       dry_run=True, todo=counts.get("pending", 0), variants=len(variants),
                       issue=plan.definition.as_dict(), resumed=plan.resumed is not None)
@@ -219,14 +221,14 @@ def _dry_run(request: SendRequest, loaded: LoadResult, now: datetime,
 class _ReadOnly:
     """A suppression list that answers questions but records nothing (dry runs)."""
 
-    def __init__(self, inner: Suppressions | None) -> None:
+    def __init__(self, inner: SuppressionStore) -> None:
         self._inner = inner
 
     def add(self, entries: Iterable[tuple[str, str, str]]) -> int:
         return 0
 
     def reason(self, email: str) -> str | None:
-        return self._inner.reason(email) if self._inner is not None else None
+        return self._inner.reason(email)
 
 
 def close_campaign(state: Path, campaign: str, reason: str, *, now: datetime) -> int:
@@ -236,13 +238,13 @@ def close_campaign(state: Path, campaign: str, reason: str, *, now: datetime) ->
     The journal keeps the campaign, with when and why it was closed, so the
     next send starts the next issue instead of resuming this one.
     """
-    path = journal_path(state)
-    if not path.is_file():
+    store = open_store(state)
+    if not store.has_journal():
         raise ConfigError(f"no journal in {state}; nothing has been sent from here yet",
                           source="--state")
-    with StateLock(state):
-        journal = Journal(path)
+    with store.lock():
         try:
+            journal = store.journal
             record = journal.campaign(campaign)
             if record is None:
                 known = ", ".join(journal.campaigns()[:10]) or "none"
@@ -254,4 +256,4 @@ def close_campaign(state: Path, campaign: str, reason: str, *, now: datetime) ->
                                   f"{record.closed_at}", source="CAMPAIGN")
             return owed
         finally:
-            journal.close()
+            store.close()

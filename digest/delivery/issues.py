@@ -36,7 +36,8 @@ from digest.content.selection import IssueOptions, campaign_id, select, series_o
 from digest.delivery.request import Cadence, SendRequest
 from digest.errors import ConfigError
 from digest.model import Article
-from digest.state.journal import CampaignRecord, Journal, stamp
+from digest.state.records import CampaignRecord, stamp
+from digest.state.store import JournalStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,7 +109,7 @@ def selection_key(definition: Definition) -> str:
     return hashlib.sha256(listing.encode()).hexdigest()
 
 
-def plan_issue(journal: Journal | None, request: SendRequest, loaded: LoadResult, *,
+def plan_issue(journal: JournalStore | None, request: SendRequest, loaded: LoadResult, *,
                now: datetime) -> IssuePlan:
     """Decide which issue this run sends; ``journal`` None means none exists yet.
     Expiry writes to the journal, so a dry run passes a read-only one and gets
@@ -185,7 +186,7 @@ def _pinned(campaign: str, definition: Definition, root: Path,
     return tuple(articles)
 
 
-def _expire(journal: Journal, campaign: str, cadence: Cadence, now: datetime) -> int:
+def _expire(journal: JournalStore, campaign: str, cadence: Cadence, now: datetime) -> int:
     if not journal.writable:
         return 0
     age = cadence.max_age

@@ -11,6 +11,7 @@ from digest.content.selection import IssueOptions
 from digest.delivery.sender import SendOptions
 from digest.delivery.transport import Transport
 from digest.email.options import RenderOptions
+from digest.email.wrap import Wrapper
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,3 +39,4 @@ class SendRequest:
     list_format: str | None = None
     journal: bool = True  # off only for the benchmark that measures its cost
     cadence: Cadence = field(default_factory=Cadence)
+    wrappers: tuple[Wrapper, ...] = ()  # applied to each message before the transport

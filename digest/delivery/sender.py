@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from digest.delivery.transport import Connection, Delivery, Transport
 from digest.email.message import Envelope
 from digest.errors import DigestError, TooManyConnectionErrors
-from digest.state.journal import Journal, Update
+from digest.state.records import Update
+from digest.state.store import JournalStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,7 +118,7 @@ class Sender:
     through; retries wait in a timer, then jump the queue.
     """
 
-    def __init__(self, journal: Journal, campaign: str, transport: Transport,
+    def __init__(self, journal: JournalStore, campaign: str, transport: Transport,
                  options: SendOptions, tally: Tally) -> None:
         self.journal = journal
         self.campaign = campaign
@@ -260,14 +261,14 @@ async def _connection(transport: Transport) -> AsyncIterator[Connection]:
         await connection.close()
 
 
-def run_jobs(journal: Journal, campaign: str, transport: Transport, jobs: Iterable[Job],
-             options: SendOptions, tally: Tally,
+def run_jobs(sender: Sender, jobs: Iterable[Job],
              on_tick: Callable[[Tally], None] | None = None, tick: float = 1.0) -> None:
-    """Run the sender to completion; ``on_tick`` is called every ``tick`` seconds."""
+    """Run ``sender`` over ``jobs`` to completion; ``on_tick`` hears its tally
+    every ``tick`` seconds."""
 
     async def main() -> None:
-        sender = Sender(journal, campaign, transport, options, tally)
-        ticker = asyncio.create_task(_ticker(tally, on_tick, tick)) if on_tick else None
+        ticker = (asyncio.create_task(_ticker(sender.tally, on_tick, tick))
+                  if on_tick else None)
         try:
             await sender.run(jobs)
         finally:

@@ -3,12 +3,14 @@ so it works on a full disk."""
 
 from __future__ import annotations
 
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
 from digest.delivery.issues import Definition
 from digest.errors import ConfigError
-from digest.state.journal import CampaignRecord, Journal, RecipientRecord, journal_path
+from digest.state.records import CampaignRecord, RecipientRecord
+from digest.state.store import open_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,12 +34,11 @@ PROBLEMS = ("failed", "deferred", "ambiguous", "expired", "skipped")
 def status(state: Path, campaign: str | None) -> Status:
     """A campaign's counts, definition and recipients in trouble. It only reads,
     so it works on a full disk."""
-    path = journal_path(state)
-    if not path.is_file():
-        raise ConfigError(f"no journal in {state}; nothing has been sent from here yet",
-                          source="--state")
-    journal = Journal(path, readonly=True)
-    try:
+    with closing(open_store(state, readonly=True)) as store:
+        if not store.has_journal():
+            raise ConfigError(f"no journal in {state}; nothing has been sent from here yet",
+                              source="--state")
+        journal = store.journal
         known = journal.campaigns()
         chosen = campaign or (known[0] if known else None)
         if chosen is None or chosen not in known:
@@ -46,5 +47,3 @@ def status(state: Path, campaign: str | None) -> Status:
                               source="--campaign")
         problems = tuple(journal.rows(chosen, PROBLEMS))
         return Status(chosen, journal.counts(chosen), problems, journal.campaign(chosen))
-    finally:
-        journal.close()

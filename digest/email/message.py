@@ -20,10 +20,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from email.utils import format_datetime, getaddresses, parseaddr
-from urllib.parse import quote, urlsplit, urlunsplit
 
 from digest.email.headers import ascii_domain, list_id, mailbox, to_field, unstructured
+from digest.email.links import Links, site_base
 from digest.email.render import PLACEHOLDER_FIELDS, TEMPLATES, TOKEN_CLOSE, TOKEN_OPEN, Rendered
+from digest.email.signing import Signer
 from digest.errors import ConfigError, HeaderError, TemplateError
 from digest.model import Subscriber, address_key, slugify
 
@@ -91,9 +92,6 @@ def _qp_value(text: str) -> bytes:
 
 
 _HTML_SPECIAL = re.compile(r"[&<>\"']")
-_URL_SAFE = re.compile(r"[A-Za-z0-9._+-]+@[A-Za-z0-9.-]+")
-# A URL made only of characters that may appear raw in one (RFC 3986).
-_URL_PLAIN = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 _EXAMPLES = {
     "--from": ("from", "Harbour Weekly <news@example.org>"),
     "--reply-to": ("reply-to", "Newsroom <newsroom@example.org>"),
@@ -137,35 +135,6 @@ def _mailbox(value: str, flag: str) -> tuple[str, str]:
         raise ConfigError(f"{address!r}: {exc}", source=flag) from exc
 
 
-def _ascii_url(url: str) -> str:
-    """An http(s) ``--site-url`` as it can go in a header: the host in IDNA and
-    anything else outside URL characters percent-encoded."""
-    example = "set it like 'https://news.example.org'"
-    if _CONTROL.search(url):
-        raise ConfigError(f"{url!r} contains a line break or control character; {example}",
-                          source="--site-url")
-    not_http = ConfigError(f"{url!r} is not an http or https URL with a host; {example}",
-                           source="--site-url")
-    try:
-        parts = urlsplit(url)
-        host = parts.hostname
-    except ValueError as exc:  # such as an unclosed "[" in the host
-        raise not_http from exc
-    if parts.scheme.lower() not in ("http", "https") or not host:
-        raise not_http
-    if _URL_PLAIN.fullmatch(url):
-        return url
-    userinfo, at, hostport = parts.netloc.rpartition("@")
-    name, colon, port = hostport.rpartition(":") if hostport.count(":") == 1 else (hostport, "", "")
-    try:
-        netloc = f"{userinfo}{at}{ascii_domain(name)}{colon}{port}"
-    except HeaderError as exc:
-        raise ConfigError(f"{url!r}: {exc}", source="--site-url") from exc
-    safe = "/%:@!$&'()*+,;=~-._"
-    return urlunsplit((parts.scheme, netloc, quote(parts.path, safe=safe),
-                       quote(parts.query, safe=safe + "?"), quote(parts.fragment, safe=safe + "?")))
-
-
 @dataclass(frozen=True, slots=True)
 class Identity:
     """Who sends the newsletter, and where its links point."""
@@ -192,7 +161,7 @@ class Identity:
             _mailbox(self.reply_to, "--reply-to")
         # The site URL goes into the List-Unsubscribe header of every message.
         if self.site_url:
-            _ascii_url(self.site_url)
+            site_base(self.site_url)
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,7 +206,8 @@ class MessageTemplate:
     """Everything about a variant's messages that is the same for every recipient."""
 
     def __init__(
-        self, rendered: Rendered, *, identity: Identity, campaign: str, sent_at: datetime
+        self, rendered: Rendered, *, identity: Identity, campaign: str, sent_at: datetime,
+        links: Links | None = None, signer: Signer | None = None,
     ) -> None:
         identity.check()
         if TOKEN_OPEN in rendered.subject:
@@ -250,11 +220,7 @@ class MessageTemplate:
         self.campaign = campaign
         self.domain = identity.domain
         self.sender = identity.address
-        site = _ascii_url(identity.site_url) if identity.site_url else None
-        self._unsubscribe = (
-            f"{site.rstrip('/')}/unsubscribe?email=" if site
-            else f"mailto:{quote(self.sender, safe='@!$*+-._~=')}?subject=unsubscribe%20"
-        )
+        self.links = links or Links(identity.site_url, self.sender, signer)
         self._text_part = _compile_part(rendered.text)
         self._html_part = _compile_part(rendered.html)
         boundary = "=_digest_" + hashlib.sha256(
@@ -292,24 +258,25 @@ class MessageTemplate:
         ]
         return "".join(fields).encode("ascii")
 
-    def unsubscribe_url(self, email: str) -> str:
-        if _URL_SAFE.fullmatch(email):
-            return self._unsubscribe + email.replace("@", "%40")
-        return self._unsubscribe + quote(email, safe="")
 
-    def values(self, subscriber: Subscriber) -> dict[str, str]:
+    def values(self, subscriber: Subscriber, rid: str = "") -> dict[str, str]:
+        """The personal values of one recipient, ``rid`` being their opaque id
+        in the state (see digest.email.signing)."""
         name = subscriber.name
+        unsubscribe, preferences, mailto = self.links.for_recipient(rid)
         return {
             "greeting": f"Hi {name}," if name else "Hi there,",
             "name": name,
             "email": subscriber.email,
-            "unsubscribe_url": self.unsubscribe_url(subscriber.email),
+            "unsubscribe_url": unsubscribe,
+            "preferences_url": preferences,
+            "unsubscribe_mailto": mailto,
         }
 
-    def personalize(self, subscriber: Subscriber) -> Envelope:
+    def personalize(self, subscriber: Subscriber, rid: str = "") -> Envelope:
         if _CONTROL.search(subscriber.name) or _CONTROL.search(subscriber.email):
             raise HeaderError(f"recipient {subscriber.email!r} would break a header")
-        values = self.values(subscriber)
+        values = self.values(subscriber, rid)
         msgid = message_id(self.campaign, subscriber.email, self.domain)
         encoded: dict[tuple[str, bool], bytes] = {}
         for key in self._needed:
@@ -324,11 +291,19 @@ class MessageTemplate:
         pieces[1] = (
             f"{to_field(subscriber.name, subscriber.email)}"
             f"Message-ID: {msgid}\r\n"
-            f"List-Unsubscribe: <{values['unsubscribe_url']}>\r\n"
+            f"{self._list_unsubscribe(values)}"
         ).encode()
         for index, key in self._slots:
             pieces[index] = encoded[key]
         return Envelope(self.sender, subscriber.email, msgid, b"".join(pieces))
+
+    def _list_unsubscribe(self, values: dict[str, str]) -> str:
+        """RFC 2369 with RFC 8058 one-click when there is a web page to POST to."""
+        mailto = values["unsubscribe_mailto"]
+        if not self.links.one_click:
+            return f"List-Unsubscribe: <{mailto}>\r\n"
+        return (f"List-Unsubscribe: <{values['unsubscribe_url']}>,\r\n <{mailto}>\r\n"
+                "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
 
     def _prepare_plan(self) -> None:
         """The message as a list of static pieces with a hole per personal value,

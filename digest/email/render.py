@@ -26,7 +26,7 @@ from digest.content.compose import Digest
 from digest.errors import TemplateError
 
 TEMPLATES = {"html": "digest.html.j2", "text": "digest.txt.j2", "subject": "subject.txt.j2"}
-PLACEHOLDER_FIELDS = ("greeting", "name", "email", "unsubscribe_url")
+PLACEHOLDER_FIELDS = ("greeting", "name", "email", "unsubscribe_url", "preferences_url")
 # Private-use code points: valid in HTML and XML (so lxml keeps them), untouched
 # by escaping, and never produced by the content itself (articles strip them).
 TOKEN_OPEN, TOKEN_CLOSE = "\ue000", "\ue001"
@@ -44,6 +44,7 @@ class RecipientTokens:
     name: str = token("name")
     email: str = token("email")
     unsubscribe_url: str = token("unsubscribe_url")
+    preferences_url: str = token("preferences_url")
 
 
 @dataclass(frozen=True, slots=True)

@@ -17,16 +17,20 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import NamedTuple
 
 from digest.errors import DigestError
 from digest.model import address_key
+from digest.state.connect import connect, connect_readonly
+from digest.state.records import (
+    STATUSES,
+    CampaignRecord,
+    Entry,
+    RecipientRecord,
+    Update,
+)
+from digest.state.records import now_stamp as _now
 
-STATUSES = ("pending", "inflight", "sent", "deferred", "failed", "ambiguous", "expired",
-            "skipped", "suppressed")
 # What a run still has to do: pending and deferred recipients go out normally;
 # ambiguous ones (a drop after the final dot, or in flight at a crash) go out
 # once more, while resends == 0.
@@ -67,23 +71,10 @@ _CAMPAIGN_COLUMNS = (
 )
 
 
-def journal_path(state: Path) -> Path:
-    return state / "journal.sqlite3"
-
-
-def _now() -> str:
-    return stamp(datetime.now(UTC))
-
-
-def stamp(moment: datetime) -> str:
-    """The journal's time format: UTC, to the second, so stamps compare as text."""
-    return moment.astimezone(UTC).isoformat(timespec="seconds")
-
-
-def _unusable(exc: sqlite3.DatabaseError) -> str:
+def _unusable(exc: OSError | sqlite3.DatabaseError) -> str:
     """Why the journal cannot be used, and what to do: never "move it aside"
     for a problem of the disk, since a journal moved aside re-mails everyone."""
-    if isinstance(exc, sqlite3.OperationalError):
+    if isinstance(exc, OSError | sqlite3.OperationalError):
         return (f"cannot use the journal ({exc}); free some space or fix the folder's "
                 "permissions, then run again. Keep the journal: it is what stops a rerun "
                 "from mailing people twice")
@@ -91,99 +82,33 @@ def _unusable(exc: sqlite3.DatabaseError) -> str:
             "starts afresh, and then everyone on the list is mailed again")
 
 
-@dataclass(frozen=True, slots=True)
-class RecipientRecord:
-    campaign: str
-    email: str
-    message_id: str
-    status: str
-    attempts: int
-    resends: int
-    last_code: int | None
-    last_reply: str | None
-    updated_at: str
-
-
 _RECORD = "campaign, selection, created_at, series, as_of, definition, closed_at, closed_reason"
 
 
-@dataclass(frozen=True, slots=True)
-class CampaignRecord:
-    """What the journal knows of one campaign. ``definition`` is JSON that the
-    sender writes and reads; the journal only keeps it."""
+class SqliteJournal:
+    """The journal of one state folder. Not thread-safe: one per process.
 
-    campaign: str
-    selection: str
-    created_at: str
-    series: str | None = None
-    as_of: str | None = None
-    definition: str | None = None
-    closed_at: str | None = None
-    closed_reason: str | None = None
+    ``memory`` keeps it in memory: for the benchmark that measures the cost of
+    the journal, and for a read-only look at a state folder that has none yet
+    (an empty journal, which answers like one that never sent anything).
+    """
 
-
-class Entry(NamedTuple):
-    """One recipient as a run first records them."""
-
-    email: str
-    name: str
-    tags: str  # preference slugs joined by ";"
-    message_id: str
-    status: str  # pending, skipped or suppressed
-    reason: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class Update:
-    """One status change for one recipient."""
-
-    email: str
-    status: str
-    code: int | None = None
-    reply: str | None = None
-    attempted: bool = False
-    resend: bool = False
-    bounced: bool = False
-
-
-class Journal:
-    """The journal of one state folder. Not thread-safe: one per process."""
-
-    def __init__(self, path: Path, *, enabled: bool = True, readonly: bool = False) -> None:
+    def __init__(self, path: Path, *, memory: bool = False, readonly: bool = False) -> None:
         self.path = path
-        self.enabled = enabled
         self.writable = not readonly
         try:
-            if readonly:
-                self._db = self._open_readonly(path)
+            if readonly and not memory:
+                self._db = connect_readonly(path, "deliveries")
                 self._record = self._record_columns()
                 return
-            self._db = sqlite3.connect(path if enabled else ":memory:", isolation_level=None)
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
-            self._db.execute("PRAGMA busy_timeout=10000")
+            if not memory:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            self._db = connect(":memory:" if memory else path)
             self._db.executescript(_SCHEMA)
             self._add_columns()
             self._record = _RECORD
-        except sqlite3.DatabaseError as exc:
+        except (OSError, sqlite3.DatabaseError) as exc:
             raise DigestError(f"{path}: {_unusable(exc)}") from exc
-
-    @staticmethod
-    def _open_readonly(path: Path) -> sqlite3.Connection:
-        """A connection that writes nothing, so `digest status` works on a full
-        disk. Reading WAL needs its shared-memory file; where that cannot be
-        created, the file is read as it stands (``immutable``), which is what
-        a full disk leaves anyway."""
-        uri = path.resolve().as_uri()
-        try:
-            db = sqlite3.connect(f"{uri}?mode=ro", uri=True, isolation_level=None)
-            db.execute("PRAGMA busy_timeout=10000")
-            db.execute("SELECT 1 FROM deliveries LIMIT 1").fetchone()
-            return db
-        except sqlite3.OperationalError:
-            db = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
-            db.execute("SELECT 1 FROM deliveries LIMIT 1").fetchone()
-            return db
 
     def _add_columns(self) -> None:
         known = {row[1] for row in self._db.execute("PRAGMA table_info(campaigns)")}
@@ -358,25 +283,23 @@ class Journal:
         )
         return {status: count for status, count in cursor}
 
-    def apply_suppressions(self, campaign: str, suppressions: Path) -> int:
-        """Mark suppressed everyone still owed this issue whom the suppression list
-        (a ``suppressions.sqlite3``) names, whether or not a list still has them:
-        a suppression always wins over a send that has not happened yet."""
-        if not suppressions.is_file():
-            return 0
-        self._db.execute("ATTACH DATABASE ? AS sup", (str(suppressions),))
-        try:
-            with self._transaction():
-                cursor = self._db.execute(
-                    "UPDATE deliveries SET status='suppressed', updated_at=?,"
-                    " last_reply=(SELECT reason FROM sup.suppressions s WHERE s.key=deliveries.key)"
-                    f" WHERE campaign=? AND {_TO_DO}"
-                    " AND key IN (SELECT key FROM sup.suppressions)",
-                    (_now(), campaign),
-                )
-        finally:
-            self._db.execute("DETACH DATABASE sup")
-        return cursor.rowcount
+    def suppress(self, campaign: str, chunks: Iterable[Sequence[tuple[str, str]]]) -> int:
+        """Mark suppressed everyone still owed this issue whose key is among the
+        (key, reason) pairs, given in chunks; return how many were marked.
+
+        One transaction for all the chunks, so a run sees all or none of them;
+        each pair is a primary-key lookup, so a long suppression list and a
+        short campaign (or the reverse) both stay fast.
+        """
+        now = _now()
+        with self._transaction():
+            before = self._db.total_changes
+            for chunk in chunks:
+                self._db.executemany(
+                    "UPDATE deliveries SET status='suppressed', updated_at=?, last_reply=?"
+                    f" WHERE campaign=? AND key=? AND {_TO_DO}",
+                    [(now, reason, campaign, key) for key, reason in chunk])
+            return self._db.total_changes - before
 
     def bounced(self, campaign: str) -> list[str]:
         """Recipients whose address the server refused for good (5xx to RCPT)."""

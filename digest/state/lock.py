@@ -1,9 +1,9 @@
 """One run at a time per state folder, for cron.
 
-The lock is an ``flock`` on ``<state>/lock``: the kernel releases it when the
-holder exits, even after kill -9, so a crash never leaves a stale lock. The
-file records the holder's pid and start time for the message a second run
-prints.
+The lock is an ``flock`` on a file in the state folder: the kernel releases
+it when the holder exits, even after kill -9, so a crash never leaves a stale
+lock. The file records the holder's pid and start time for the message a
+second run prints.
 """
 
 from __future__ import annotations
@@ -19,8 +19,10 @@ from digest.errors import DigestError, LockedError
 
 
 class StateLock:
-    def __init__(self, state: Path) -> None:
-        self.path = state / "lock"
+    """The lock held in the file ``path``, inside the state folder."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
         self._fd: int | None = None
 
     def __enter__(self) -> Self:

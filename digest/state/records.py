@@ -1,0 +1,85 @@
+"""What crosses the storage seam: plain records, never a cursor or SQL.
+
+Every backend reads and writes these, so delivery/ and audience/ see the
+same values whichever store holds them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import NamedTuple
+
+STATUSES = ("pending", "inflight", "sent", "deferred", "failed", "ambiguous", "expired",
+            "skipped", "suppressed")
+
+
+def stamp(moment: datetime) -> str:
+    """The journal's time format: UTC, to the second, so stamps compare as text."""
+    return moment.astimezone(UTC).isoformat(timespec="seconds")
+
+
+def now_stamp() -> str:
+    return stamp(datetime.now(UTC))
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientRecord:
+    campaign: str
+    email: str
+    message_id: str
+    status: str
+    attempts: int
+    resends: int
+    last_code: int | None
+    last_reply: str | None
+    updated_at: str
+
+
+@dataclass(frozen=True, slots=True)
+class CampaignRecord:
+    """What the journal knows of one campaign. ``definition`` is JSON that the
+    sender writes and reads; the journal only keeps it."""
+
+    campaign: str
+    selection: str
+    created_at: str
+    series: str | None = None
+    as_of: str | None = None
+    definition: str | None = None
+    closed_at: str | None = None
+    closed_reason: str | None = None
+
+
+class Entry(NamedTuple):
+    """One recipient as a run first records them."""
+
+    email: str
+    name: str
+    tags: str  # preference slugs joined by ";"
+    message_id: str
+    status: str  # pending, skipped or suppressed
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """One status change for one recipient."""
+
+    email: str
+    status: str
+    code: int | None = None
+    reply: str | None = None
+    attempted: bool = False
+    resend: bool = False
+    bounced: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Suppression:
+    """One address on the suppression list."""
+
+    email: str
+    reason: str
+    source: str
+    created_at: str

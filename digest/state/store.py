@@ -1,0 +1,129 @@
+"""The storage seam: what delivery/ and audience/ may ask of the state.
+
+Three protocols, and ``open_store`` to get one. Records go in and out
+(digest/state/records.py); SQL, connections and file names never cross.
+A second backend implements these protocols and is chosen in ``open_store``;
+nothing in delivery/ or audience/ changes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from digest.state.records import (
+    STATUSES,
+    CampaignRecord,
+    Entry,
+    RecipientRecord,
+    Suppression,
+    Update,
+)
+from digest.state.sqlite import SqliteStore
+
+
+@runtime_checkable
+class JournalStore(Protocol):
+    """One row per (campaign, recipient), and one record per campaign."""
+
+    @property
+    def writable(self) -> bool: ...
+
+    def pin(self, record: CampaignRecord) -> CampaignRecord:
+        """Record a new campaign; one already recorded keeps (and returns) its first record."""
+
+    def campaign(self, campaign: str) -> CampaignRecord | None: ...
+
+    def newest(self, series: str) -> CampaignRecord | None:
+        """The latest issue of a series, by its as-of date."""
+
+    def unfinished(self, campaign: str) -> int:
+        """How many recipients are still owed the issue; 0 once it is closed."""
+
+    def expire(self, campaign: str, queued_before: str, reason: str) -> int:
+        """Give up on those still owed the issue who were queued before ``queued_before``."""
+
+    def close_campaign(self, campaign: str, reason: str, at: str) -> bool:
+        """Set a campaign aside; False if it was closed already."""
+
+    def add(self, campaign: str, entries: Iterable[Entry], *, queued_at: str | None = None) -> int:
+        """Record this run's recipients; a suppression overrides a send not yet made."""
+
+    def recover(self, campaign: str) -> int:
+        """Turn recipients left in flight by a crash into ambiguous ones."""
+
+    def count_todo(self, campaign: str) -> int: ...
+
+    def todo(self, campaign: str, chunk: int = 1000) -> Iterator[tuple[str, str, str, bool]]:
+        """(email, name, tags, is_resend) of each recipient this run must send to."""
+
+    def still_to_do(self, campaign: str, email: str) -> tuple[bool, str | None]:
+        """(whether a run would send to ``email``, its status if it has a row)."""
+
+    def apply(self, campaign: str, updates: Sequence[Update]) -> None:
+        """Commit several status changes at once: all of them or none."""
+
+    def counts(self, campaign: str) -> dict[str, int]: ...
+
+    def rows(self, campaign: str, statuses: Sequence[str] = STATUSES) -> Iterator[RecipientRecord]:
+        ...
+
+    def bounced(self, campaign: str) -> list[str]:
+        """Recipients whose address the server refused for good (5xx to RCPT)."""
+
+    def campaigns(self) -> list[str]:
+        """Every campaign with recipients, the most recently active first."""
+
+
+@runtime_checkable
+class SuppressionStore(Protocol):
+    """Addresses never to be mailed, compared by ``model.address_key``."""
+
+    def add(self, entries: Iterable[tuple[str, str, str]]) -> int:
+        """Add (email, reason, source); an address listed already keeps its first
+        reason. Returns how many were new."""
+
+    def remove(self, emails: Iterable[str]) -> int: ...
+
+    def reason(self, email: str) -> str | None: ...
+
+    def __iter__(self) -> Iterator[Suppression]: ...
+
+
+@runtime_checkable
+class Store(Protocol):
+    """The state of one location: journal, suppression list and lock.
+
+    The journal and the suppression list open when first used, so a command
+    opens only what it needs, and ``send`` opens them under the lock. (So on
+    Python 3.11 an ``isinstance`` check against this protocol opens them.)
+    """
+
+    @property
+    def journal(self) -> JournalStore: ...
+
+    @property
+    def suppressions(self) -> SuppressionStore: ...
+
+    def has_journal(self) -> bool:
+        """Whether anything was journalled here yet; a read-only store without
+        one reads as an empty journal."""
+
+    def lock(self) -> AbstractContextManager[object]:
+        """One run at a time: entering raises LockedError while another holds it."""
+
+    def apply_suppressions(self, campaign: str) -> int:
+        """Mark suppressed everyone still owed the issue whom the suppression list
+        names, whether or not a list still has them; return how many."""
+
+    def close(self) -> None: ...
+
+
+def open_store(location: Path, *, readonly: bool = False, memory_journal: bool = False) -> Store:
+    """The store at ``location`` (a state folder). ``readonly`` writes and
+    creates nothing: for ``digest status`` and dry runs, also on a full disk.
+    ``memory_journal`` keeps the journal in memory (the benchmark only)."""
+    store: Store = SqliteStore(location, readonly=readonly, memory_journal=memory_journal)
+    return store

@@ -1,0 +1,185 @@
+"""The storage seam (digest/state/), through the real SQLite store: what
+delivery/ and audience/ may ask of it, and what stays behind it."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import pytest
+
+from digest.errors import DigestError, LockedError
+from digest.state.records import CampaignRecord, Entry, Update
+from digest.state.store import JournalStore, Store, SuppressionStore, open_store
+
+DIGEST = Path(__file__).resolve().parent.parent / "digest"
+QUEUED = "2026-11-28T09:00:00+00:00"
+
+
+def entry(email: str, status: str = "pending", reason: str | None = None) -> Entry:
+    return Entry(email, "", "", f"<{email}>", status, reason)
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[Store]:
+    with closing(open_store(tmp_path / "state")) as opened:
+        yield opened
+
+
+def test_the_sqlite_store_is_a_store(store: Store) -> None:
+    assert isinstance(store, Store)
+    assert isinstance(store.journal, JournalStore)
+    assert isinstance(store.suppressions, SuppressionStore)
+
+
+def test_a_campaign_round_trip(store: Store) -> None:
+    journal = store.journal
+    record = CampaignRecord("c1", "sel", QUEUED, series="s", as_of=QUEUED, definition="{}")
+    assert journal.pin(record) == record
+    # A campaign already pinned keeps its first record.
+    assert journal.pin(CampaignRecord("c1", "other", QUEUED)) == record
+    assert journal.newest("s") == record
+    people = ["a@example.org", "b@example.org", "c@example.org", "d@example.org"]
+    offered = journal.add("c1", [*map(entry, people), entry("e@example.org", "skipped", "tags")],
+                          queued_at=QUEUED)
+    assert offered == 5
+    assert journal.count_todo("c1") == 4
+    journal.apply("c1", [Update("a@example.org", "inflight"), Update("b@example.org", "inflight")])
+    journal.apply("c1", [
+        Update("A@EXAMPLE.ORG", "sent", 250, "ok", attempted=True),  # by address_key
+        Update("c@example.org", "failed", 550, "no such user", attempted=True, bounced=True),
+        Update("d@example.org", "deferred", 451, "later", attempted=True),
+    ])
+    assert journal.recover("c1") == 1  # b was in flight
+    assert journal.counts("c1") == {"sent": 1, "ambiguous": 1, "failed": 1, "deferred": 1,
+                                    "skipped": 1}
+    assert [(e, resend) for e, _, _, resend in journal.todo("c1")] == [
+        ("b@example.org", True), ("d@example.org", False)]
+    assert journal.still_to_do("c1", "a@example.org") == (False, "sent")
+    assert journal.still_to_do("c1", "new@example.org") == (True, None)
+    assert journal.bounced("c1") == ["c@example.org"]
+    (failed,) = journal.rows("c1", ("failed",))
+    assert (failed.last_code, failed.last_reply, failed.attempts) == (550, "no such user", 1)
+    assert journal.unfinished("c1") == 2
+    assert journal.expire("c1", "2026-11-28T09:00:01+00:00", "too old") == 2
+    assert journal.unfinished("c1") == 0
+    assert journal.close_campaign("c1", "superseded", QUEUED)
+    assert not journal.close_campaign("c1", "again", QUEUED)
+    closed = journal.campaign("c1")
+    assert closed is not None and closed.closed_reason == "superseded"
+    assert journal.campaigns() == ["c1"]
+
+
+def test_apply_suppressions_marks_only_those_still_owed_the_issue(store: Store) -> None:
+    journal, suppressions = store.journal, store.suppressions
+    journal.add("c1", map(entry, ["owed@example.org", "sent@example.org", "kept@example.org",
+                                  "late@example.org"]), queued_at=QUEUED)
+    journal.add("c2", [entry("owed@example.org")], queued_at=QUEUED)
+    journal.apply("c1", [Update("sent@example.org", "sent", 250)])
+    journal.apply("c1", [Update("late@example.org", "deferred", 451)])
+    assert suppressions.add([("OWED@example.org", "complained", "manual"),
+                             ("sent@example.org", "bounced", "manual"),
+                             ("late@example.org", "unsubscribed", "manual"),
+                             ("nobody@example.org", "manual", "manual")]) == 4
+    assert store.apply_suppressions("c1") == 2
+    rows = {r.email: (r.status, r.last_reply) for r in journal.rows("c1")}
+    assert rows == {"owed@example.org": ("suppressed", "complained"),
+                    "sent@example.org": ("sent", None),
+                    "kept@example.org": ("pending", None),
+                    "late@example.org": ("suppressed", "unsubscribed")}
+    assert journal.counts("c2") == {"pending": 1}  # another campaign is its own business
+
+
+def test_apply_suppressions_without_a_list_creates_none(tmp_path: Path) -> None:
+    with closing(open_store(tmp_path)) as store:
+        store.journal.add("c1", [entry("a@example.org")], queued_at=QUEUED)
+        assert store.apply_suppressions("c1") == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite3"]
+
+
+def test_no_database_attaches_another() -> None:
+    # The seam is that each database stands alone, so a second backend can
+    # keep them apart; an ATTACH anywhere would quietly tie them together.
+    attaching = [str(path.relative_to(DIGEST)) for path in DIGEST.rglob("*.py")
+                 if re.search(r"\bATTACH\b", path.read_text(encoding="utf-8"))]
+    assert attaching == []
+
+
+def test_only_the_state_package_touches_its_storage() -> None:
+    # audience/subscribers.py keeps a temporary de-duplication set in SQLite:
+    # scratch space of one run, not state.
+    importers = set()
+    for path in DIGEST.rglob("*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        names = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import)
+                 for alias in node.names}
+        names |= {node.module or "" for node in ast.walk(tree)
+                  if isinstance(node, ast.ImportFrom)}
+        where = path.relative_to(DIGEST)
+        if "sqlite3" in names and where.parts[0] != "state":
+            importers.add(where.as_posix())
+        if any(n.startswith("digest.state") for n in names):
+            assert where.parts[0] in ("state", "delivery", "audience"), where
+    assert importers == {"audience/subscribers.py"}
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, int]]:
+    """Size and mtime of each file, but SQLite's -wal and -shm companions: a
+    read-only reader of a WAL database needs them, and cannot remove them."""
+    return {p.name: (p.stat().st_size, p.stat().st_mtime_ns) for p in folder.iterdir()
+            if not p.name.endswith(("-wal", "-shm"))}
+
+
+def test_a_readonly_store_writes_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state"
+    with closing(open_store(state)) as store:
+        store.journal.pin(CampaignRecord("c1", "sel", QUEUED))
+        store.journal.add("c1", [entry("a@example.org")], queued_at=QUEUED)
+        store.suppressions.add([("gone@example.org", "manual", "manual")])
+    before = snapshot(state)
+    with closing(open_store(state, readonly=True)) as store:
+        assert store.has_journal()
+        assert not store.journal.writable
+        assert store.journal.counts("c1") == {"pending": 1}
+        assert store.suppressions.reason("GONE@example.org") == "manual"
+        assert [s.email for s in store.suppressions] == ["gone@example.org"]
+        with pytest.raises(DigestError, match="the journal could not be written"):
+            store.journal.recover("c1")
+        with pytest.raises(DigestError, match="cannot update the suppression list"):
+            store.suppressions.add([("new@example.org", "manual", "manual")])
+    assert snapshot(state) == before
+
+
+def test_a_readonly_store_of_nothing_creates_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "none"
+    with closing(open_store(state, readonly=True)) as store:
+        assert not store.has_journal()
+        assert store.journal.campaigns() == []
+        assert store.journal.still_to_do("c1", "a@example.org") == (True, None)
+        assert store.suppressions.reason("a@example.org") is None
+    assert not state.exists()
+
+
+def test_a_readonly_look_at_an_old_suppression_list_rekeys_it_first(tmp_path: Path) -> None:
+    # Keys written before address_key casefolded every local part; read as they
+    # stand, straße would match strasse. Rekeying is the one write a look allows.
+    with closing(sqlite3.connect(tmp_path / "suppressions.sqlite3")) as old, old:
+        old.execute("CREATE TABLE suppressions (key TEXT PRIMARY KEY, email TEXT NOT NULL,"
+                    " reason TEXT NOT NULL, source TEXT NOT NULL DEFAULT '',"
+                    " created_at TEXT NOT NULL) WITHOUT ROWID")
+        old.execute("INSERT INTO suppressions VALUES (?, ?, 'manual', '', '2026-01-01')",
+                    ("straße@example.org".casefold(), "straße@example.org"))
+    with closing(open_store(tmp_path, readonly=True)) as store:
+        assert store.suppressions.reason("straße@example.org") == "manual"
+        assert store.suppressions.reason("strasse@example.org") is None
+
+
+def test_a_second_holder_of_the_lock_is_refused(tmp_path: Path) -> None:
+    with open_store(tmp_path).lock(), pytest.raises(LockedError), open_store(tmp_path).lock():
+        pass
+    with open_store(tmp_path).lock():
+        pass  # released on exit
