@@ -27,11 +27,12 @@ What lands in `received`: every message the server accepted (250), plus the mess
 (recorded as soon as the final dot is read, before the drop, the sleep or the reply), so tests
 can count duplicate deliveries. Messages refused by `fail_data` are not recorded.
 
-How it hooks into aiosmtpd. Its public handler hooks do most of the work: `handle_EHLO`,
-`handle_MAIL`, `handle_RCPT` and `handle_DATA` return the scripted replies, and the
-`auth_required`, `authenticator` and `auth_require_tls` constructor arguments do AUTH. The
-rest overrides what aiosmtpd documents as overridable on its SMTP class (`smtp_<COMMAND>`
-methods, `push`, `_create_session`) and asyncio's transport API, because no hook reaches it:
+How it hooks into aiosmtpd (tests/smtpd_protocol.py, one FaultySMTP per connection). Its
+public handler hooks do most of the work: `handle_EHLO`, `handle_MAIL`, `handle_RCPT` and
+`handle_DATA` return the scripted replies, and the `auth_required`, `authenticator` and
+`auth_require_tls` constructor arguments do AUTH. The rest overrides what aiosmtpd documents
+as overridable on its SMTP class (`smtp_<COMMAND>` methods, `push`, `_create_session`) and
+asyncio's transport API, because no hook reaches it:
 
 * the greeting is pushed before any hook runs, so a greeting fault replaces it in `push`;
 * `handle_DATA` runs only once the whole body has been read, so dropping the connection
@@ -42,13 +43,12 @@ methods, `push`, `_create_session`) and asyncio's transport API, because no hook
 * hanging up, with or without a reset, and corking the reply with the FIN use the transport
   and its socket.
 
-Fixtures (`smtp_server`, `smtps_server`, `tls_ca`, `tls_ca_file`, `tls_smtp_server`) are
-defined at the end. Make them visible to every test with one line in tests/conftest.py::
+Fixtures (`smtp_server`, `smtps_server`, `tls_ca`, `tls_ca_file`, `tls_smtp_server`) are in
+tests/smtpd_fixtures.py, which tests/conftest.py registers for every test::
 
-    pytest_plugins = ["tests.smtpd"]
+    pytest_plugins = ["tests.smtpd_fixtures"]
 
-(or ``from tests.smtpd import smtp_server, tls_ca, tls_ca_file, tls_smtp_server  # noqa: F401``
-there). A test module must not import the fixture names themselves: ruff reports the test
+A test module must not import the fixture names themselves: ruff reports the test
 parameters as F811 redefinitions.
 
 Always import this module as `tests.smtpd`: pytest puts tests/ itself on sys.path, where the
@@ -58,31 +58,23 @@ bare name `smtpd` would be a second copy of this module (and shadows the stdlib 
 from __future__ import annotations
 
 import asyncio
-import functools
-import socket
 import ssl
-import struct
 import threading
-from collections.abc import Awaitable, Callable, Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from email.parser import BytesHeaderParser
 from email.policy import compat32
 from pathlib import Path
 from types import TracebackType
-from typing import Any, AnyStr, Literal, Self, TypeVar
+from typing import Any, Self
 
-import pytest
 import trustme
-from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+
+from tests.smtpd_protocol import POINTS, SERVER_NAME, Fault, FaultySMTP, Point
 
 HOST = "127.0.0.1"
-SERVER_NAME = "localhost"
-"""The name the server gives itself in its greeting and EHLO reply."""
-
-# Commands aiosmtpd lets through before STARTTLS when STARTTLS is required (RFC 3207).
-_ALLOWED_BEFORE_STARTTLS = frozenset({"NOOP", "EHLO", "STARTTLS", "QUIT"})
 _STOP_TIMEOUT = 5.0
-
 
 
 @dataclass
@@ -97,25 +89,6 @@ class Received:
     """The Message-ID header, angle brackets included, unfolded; None without one."""
 
 
-_Point = Literal["greeting", "mail", "rcpt", "data", "dot"]
-_POINTS: tuple[_Point, ...] = ("greeting", "mail", "rcpt", "data", "dot")
-_Action = Literal["reply", "drop", "reset", "delay", "garbage"]
-
-
-@dataclass
-class _Fault:
-    point: _Point
-    action: _Action
-    remaining: int
-    address: str | None = None
-    code: int = 0
-    text: str = ""
-    seconds: float = 0.0
-
-    def reply(self) -> str:
-        return self.text if self.action == "garbage" else f"{self.code} {self.text}"
-
-
 def _same_address(a: str, b: str) -> bool:
     return a.strip("<> ").casefold() == b.strip("<> ").casefold()
 
@@ -126,20 +99,6 @@ def _message_id(data: bytes) -> str | None:
     if value is None:
         return None
     return " ".join(str(value).split()) or None
-
-
-_F = TypeVar("_F", bound=Callable[..., Any])
-
-
-def _same_help(parent: Callable[..., Any]) -> Callable[[_F], _F]:
-    """Give an smtp_* override the HELP text (aiosmtpd's @syntax) of the method it overrides."""
-
-    def decorate(method: _F) -> _F:
-        for name in ("__smtp_syntax__", "__smtp_syntax_extended__", "__smtp_syntax_when__"):
-            setattr(method, name, getattr(parent, name))
-        return method
-
-    return decorate
 
 
 def _check_times(times: int) -> None:
@@ -206,11 +165,11 @@ class FaultyServer:
         self.smtputf8 = smtputf8
         self.implicit_tls = implicit_tls
         self._lock = threading.Lock()
-        self._faults: list[_Fault] = []
+        self._faults: list[Fault] = []
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
-        self._sessions: set[_FaultySMTP] = set()
+        self._sessions: set[FaultySMTP] = set()
 
     # --- lifecycle -------------------------------------------------------------------
 
@@ -306,7 +265,7 @@ class FaultyServer:
     ) -> None:
         """Reply `code text` to RCPT TO `address` (None: any recipient)."""
         _check_code(code)
-        self._add(_Fault("rcpt", "reply", times, address=address, code=code, text=text))
+        self._add(Fault("rcpt", "reply", times, address=address, code=code, text=text))
 
     def fail_data(
         self,
@@ -320,21 +279,21 @@ class FaultyServer:
         The whole message is read first; it is not recorded in `received`.
         """
         _check_code(code)
-        self._add(_Fault("dot", "reply", times, address=address, code=code, text=text))
+        self._add(Fault("dot", "reply", times, address=address, code=code, text=text))
 
     def fail_greeting(self, code: int = 421, times: int = 1) -> None:
         """Greet new connections with `code` instead of 220, then close them."""
         _check_code(code)
         text = f"{SERVER_NAME} Service not available, closing transmission channel"
-        self._add(_Fault("greeting", "reply", times, code=code, text=text))
+        self._add(Fault("greeting", "reply", times, code=code, text=text))
 
     def disconnect_after_354(self, times: int = 1) -> None:
         """Answer DATA with 354, then close the connection without reading any body."""
-        self._add(_Fault("data", "drop", times))
+        self._add(Fault("data", "drop", times))
 
     def disconnect_after_dot(self, address: str | None = None, times: int = 1) -> None:
         """Read a whole message to `address` (None: any), record it, close without reply."""
-        self._add(_Fault("dot", "drop", times, address=address))
+        self._add(Fault("dot", "drop", times, address=address))
 
     def delay_data(self, seconds: float, times: int = 1) -> None:
         """Record the message at the final dot, sleep `seconds`, then reply 250 as usual.
@@ -343,7 +302,7 @@ class FaultyServer:
         """
         if seconds < 0:
             raise ValueError(f"seconds must not be negative, got {seconds}")
-        self._add(_Fault("dot", "delay", times, seconds=seconds))
+        self._add(Fault("dot", "delay", times, seconds=seconds))
 
     def throttle(self, code: int = 421, times: int = 1) -> None:
         """Reply `code` (421 or 454, typically) to MAIL FROM; 421 also closes the connection."""
@@ -353,23 +312,23 @@ class FaultyServer:
             if code == 421
             else f"{code // 100}.7.0 Too many messages, try again later"
         )
-        self._add(_Fault("mail", "reply", times, code=code, text=text))
+        self._add(Fault("mail", "reply", times, code=code, text=text))
 
     def reset_after_dot(self, address: str | None = None, times: int = 1) -> None:
         """Read a whole message to `address` (None: any), record it, then reset the connection
         (RST, not FIN) without a reply."""
-        self._add(_Fault("dot", "reset", times, address=address))
+        self._add(Fault("dot", "reset", times, address=address))
 
-    def garbage_reply(self, point: _Point, text: str = "hello there", times: int = 1) -> None:
+    def garbage_reply(self, point: Point, text: str = "hello there", times: int = 1) -> None:
         """At `point` ("greeting", "mail", "rcpt", "data" or "dot"), reply `text`, a line that
         is not "NNN text", instead of the real reply; the connection stays open.
 
         At "data" the garbage replaces the 354, so no body is read. At "dot" the whole message
         is read and recorded first.
         """
-        if point not in _POINTS:
-            raise ValueError(f"point must be one of {', '.join(_POINTS)}, got {point!r}")
-        self._add(_Fault(point, "garbage", times, text=text))
+        if point not in POINTS:
+            raise ValueError(f"point must be one of {', '.join(POINTS)}, got {point!r}")
+        self._add(Fault(point, "garbage", times, text=text))
 
     @property
     def pending_faults(self) -> int:
@@ -377,12 +336,12 @@ class FaultyServer:
         with self._lock:
             return sum(fault.remaining for fault in self._faults)
 
-    def _add(self, fault: _Fault) -> None:
+    def _add(self, fault: Fault) -> None:
         _check_times(fault.remaining)
         with self._lock:
             self._faults.append(fault)
 
-    def _take(self, point: _Point, addresses: Iterable[str] = ()) -> _Fault | None:
+    def _take(self, point: Point, addresses: Iterable[str] = ()) -> Fault | None:
         """Use the first pending fault for `point` that matches one of `addresses`."""
         with self._lock:
             for fault in self._faults:
@@ -400,11 +359,11 @@ class FaultyServer:
 
     # --- server side -----------------------------------------------------------------
 
-    def _new_session(self) -> _FaultySMTP:
+    def _new_session(self) -> FaultySMTP:
         with self._lock:
             self.connections += 1
         assert self._loop is not None
-        return _FaultySMTP(self, self._loop)
+        return FaultySMTP(self, self._loop)
 
     def _count_command(self, command: str) -> None:
         with self._lock:
@@ -441,230 +400,6 @@ class FaultyServer:
         return AuthResult(success=ok, handled=False, auth_data=auth_data if ok else None)
 
 
-class _Session(Session):
-    """aiosmtpd's Session without the deprecation warning it logs on every successful AUTH."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._login: Any = None
-        super().__init__(loop)
-
-    @property
-    def login_data(self) -> Any:
-        return self._login
-
-    @login_data.setter
-    def login_data(self, value: Any) -> None:
-        self._login = value
-
-
-class _Handler:
-    """aiosmtpd handler hooks: the faults that a reply to a whole command can express."""
-
-    def __init__(self, owner: FaultyServer) -> None:
-        self._owner = owner
-
-    async def handle_EHLO(
-        self,
-        server: _FaultySMTP,
-        session: Session,
-        envelope: Envelope,
-        hostname: str,
-        responses: list[str],
-    ) -> list[str]:
-        session.host_name = hostname  # aiosmtpd leaves this to a 5-argument EHLO hook
-        if self._owner.auth is None:
-            responses = [r for r in responses if not r[4:].upper().startswith("AUTH")]
-        return responses
-
-    async def handle_MAIL(
-        self,
-        server: _FaultySMTP,
-        session: Session,
-        envelope: Envelope,
-        address: str,
-        mail_options: list[str],
-    ) -> Any:
-        fault = self._owner._take("mail")
-        return MISSING if fault is None else server.fault_reply(fault)
-
-    async def handle_RCPT(
-        self,
-        server: _FaultySMTP,
-        session: Session,
-        envelope: Envelope,
-        address: str,
-        rcpt_options: list[str],
-    ) -> Any:
-        fault = self._owner._take("rcpt", [address])
-        return MISSING if fault is None else server.fault_reply(fault)
-
-    async def handle_DATA(self, server: _FaultySMTP, session: Session, envelope: Envelope) -> str:
-        fault = self._owner._take("dot", envelope.rcpt_tos)
-        if fault is not None and fault.action == "reply":
-            return server.fault_reply(fault)
-        self._owner._record(envelope)
-        if fault is None:
-            return "250 2.0.0 OK: queued"
-        if fault.action == "garbage":
-            return fault.reply()
-        if fault.action == "delay":
-            await asyncio.sleep(fault.seconds)
-            return "250 2.0.0 OK: queued"
-        server.hang_up(reset=fault.action == "reset")
-        raise asyncio.CancelledError  # end this session now, like a lost connection
-
-
-def _counted(method: Callable[[_FaultySMTP, str | None], Awaitable[None]]) -> Any:
-    """Wrap an smtp_<COMMAND> method: count the command, then enforce STARTTLS if required.
-
-    aiosmtpd's own `require_starttls` would refuse the command before any method saw it, so an
-    AUTH sent in the clear would go uncounted. functools.wraps keeps HELP's syntax attributes.
-    """
-    name = method.__name__.removeprefix("smtp_")
-
-    @functools.wraps(method)
-    async def command(self: _FaultySMTP, arg: str | None) -> None:
-        self._owner._count_command(name)
-        assert self.session is not None
-        if (
-            self._owner.require_starttls
-            and self.session.ssl is None  # set by aiosmtpd once STARTTLS has succeeded
-            and name not in _ALLOWED_BEFORE_STARTTLS
-        ):
-            await self.push("530 5.7.0 Must issue a STARTTLS command first")
-            return
-        await method(self, arg)
-
-    return command
-
-
-class _FaultySMTP(SMTP):
-    """aiosmtpd's protocol, with the faults that handler hooks cannot express."""
-
-    def __init__(self, owner: FaultyServer, loop: asyncio.AbstractEventLoop) -> None:
-        self._owner = owner
-        self._greeted = False
-        self._hang_up_after_reply = False
-        super().__init__(
-            _Handler(owner),
-            hostname=SERVER_NAME,
-            enable_SMTPUTF8=owner.smtputf8,
-            tls_context=None if owner.implicit_tls else owner.tls_context,
-            # STARTTLS is enforced by _counted instead (see there).
-            require_starttls=False,
-            auth_required=owner.auth is not None,
-            # Under implicit TLS aiosmtpd does not know the connection is encrypted.
-            auth_require_tls=owner.tls_context is not None and not owner.implicit_tls,
-            authenticator=owner._authenticate,
-            loop=loop,
-        )
-
-    def _create_session(self) -> Session:
-        return _Session(self.loop)
-
-    # --- helpers used by the handler ---------------------------------------------------
-
-    def fault_reply(self, fault: _Fault) -> str:
-        """The reply line for `fault`; a 421 also hangs up once the reply is sent."""
-        if fault.code == 421:
-            self._hang_up_after_reply = True
-        return fault.reply()
-
-    def hang_up(self, *, reset: bool = False) -> None:
-        """Close the connection, or with `reset` abort it with an RST. After STARTTLS the TCP
-        connection itself is dropped (no TLS close_notify); under implicit TLS the TLS
-        transport is closed, which sends close_notify first."""
-        transport = self.transport
-        if transport is None:
-            return
-        if reset:
-            self._socket_option(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            transport.abort()
-        elif self.session is not None and self.session.ssl is not None:
-            transport.abort()  # aborting the TLS transport closes the TCP one under it
-        else:
-            transport.close()
-
-    def _socket_option(self, level: int, option: int, value: int | bytes) -> None:
-        raw = self.transport.get_extra_info("socket") if self.transport is not None else None
-        if raw is not None:
-            raw.setsockopt(level, option, value)
-
-    async def push(self, status: AnyStr) -> None:
-        if not self._greeted:  # aiosmtpd's first push is the greeting
-            self._greeted = True
-            fault = self._owner._take("greeting")
-            if fault is not None:
-                self._hang_up_after_reply = fault.action != "garbage"
-                status = fault.reply()  # type: ignore[assignment]
-        hang_up = self._hang_up_after_reply
-        if hang_up and hasattr(socket, "TCP_CORK"):
-            # Hold the reply back until the FIN can go with it (see the module docstring).
-            self._socket_option(socket.IPPROTO_TCP, socket.TCP_CORK, 1)
-        await super().push(status)
-        if hang_up:
-            self._hang_up_after_reply = False
-            self.hang_up()
-            raise asyncio.CancelledError  # end this session now, like a lost connection
-
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        # Not in the factory: under implicit TLS a failed handshake never gets this far,
-        # and would never see connection_lost either.
-        self._owner._sessions.add(self)
-        super().connection_made(transport)
-
-    def connection_lost(self, error: Exception | None) -> None:
-        self._owner._sessions.discard(self)
-        super().connection_lost(error)
-
-    # --- commands ----------------------------------------------------------------------
-
-    smtp_HELO = _counted(SMTP.smtp_HELO)
-    smtp_EHLO = _counted(SMTP.smtp_EHLO)
-    smtp_NOOP = _counted(SMTP.smtp_NOOP)
-    smtp_QUIT = _counted(SMTP.smtp_QUIT)
-    smtp_STARTTLS = _counted(SMTP.smtp_STARTTLS)
-    smtp_MAIL = _counted(SMTP.smtp_MAIL)
-    smtp_RCPT = _counted(SMTP.smtp_RCPT)
-    smtp_RSET = _counted(SMTP.smtp_RSET)
-    smtp_VRFY = _counted(SMTP.smtp_VRFY)
-    smtp_EXPN = _counted(SMTP.smtp_EXPN)
-    smtp_HELP = _counted(SMTP.smtp_HELP)
-
-    @_counted
-    @_same_help(SMTP.smtp_DATA)
-    async def smtp_DATA(self, arg: str | None) -> None:
-        assert self.session is not None and self.envelope is not None
-        ready = self.session.host_name and self.envelope.rcpt_tos and not arg
-        fault = self._owner._take("data") if ready else None
-        if fault is None:
-            await super().smtp_DATA(arg)
-        elif fault.action == "garbage":
-            await self.push(fault.reply())
-        else:
-            self._hang_up_after_reply = True
-            await self.push("354 End data with <CR><LF>.<CR><LF>")  # hangs up unread
-
-    @_counted
-    @_same_help(SMTP.smtp_AUTH)
-    async def smtp_AUTH(self, arg: str | None) -> None:
-        if self._owner.auth is None:
-            await self.push("502 5.5.1 AUTH not supported")
-            return
-        await super().smtp_AUTH(arg)
-
-
-# --- fixtures ------------------------------------------------------------------------
-
-
-def pytest_configure(config: pytest.Config) -> None:
-    # aiosmtpd warns when AUTH is required without TLS; a FaultyServer with `auth` and no
-    # `tls_context` does exactly that on purpose, to check that the client declines to AUTH.
-    config.addinivalue_line(
-        "filterwarnings", "ignore:Requiring AUTH while not requiring TLS:UserWarning"
-    )
-
-
 def write_ca_pem(ca: trustme.CA, path: Path) -> Path:
     """Write the CA certificate as PEM to `path` (for a client's cafile) and return it."""
     ca.cert_pem.write_to_path(str(path))
@@ -676,40 +411,3 @@ def server_tls_context(ca: trustme.CA) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(HOST, "localhost").configure_cert(context)
     return context
-
-
-@pytest.fixture
-def smtp_server() -> Iterator[FaultyServer]:
-    """A started plaintext FaultyServer, stopped after the test."""
-    with FaultyServer() as server:
-        yield server
-
-
-@pytest.fixture(scope="session")
-def tls_ca() -> trustme.CA:
-    """A throwaway certificate authority for the whole test session."""
-    return trustme.CA()
-
-
-@pytest.fixture(scope="session")
-def tls_ca_file(tls_ca: trustme.CA, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The `tls_ca` certificate as a PEM file, e.g. for ssl.create_default_context(cafile=)."""
-    return write_ca_pem(tls_ca, tmp_path_factory.mktemp("smtp-tls") / "ca.pem")
-
-
-@pytest.fixture
-def tls_smtp_server(tls_ca: trustme.CA) -> Iterator[FaultyServer]:
-    """A started FaultyServer offering STARTTLS with a `tls_ca`-issued certificate.
-
-    STARTTLS is offered, not required. For AUTH or require_starttls build your own:
-    ``FaultyServer(tls_context=server_tls_context(tls_ca), auth=("user", "pw"))``.
-    """
-    with FaultyServer(tls_context=server_tls_context(tls_ca)) as server:
-        yield server
-
-
-@pytest.fixture
-def smtps_server(tls_ca: trustme.CA) -> Iterator[FaultyServer]:
-    """A started FaultyServer speaking implicit TLS (SMTPS) with a `tls_ca`-issued certificate."""
-    with FaultyServer(tls_context=server_tls_context(tls_ca), implicit_tls=True) as server:
-        yield server

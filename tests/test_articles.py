@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -12,10 +12,9 @@ import pytest
 from digest.content.articles import LoadResult, load_articles
 from digest.errors import ArticleError
 from digest.model import Article, Block, Tag, slugify
+from tests.helpers import REPO, TESTS, articles_folder, tz
 
-HERE = Path(__file__).resolve().parent
-FIXTURES = HERE / "fixtures" / "articles"
-REPO = HERE.parent
+FIXTURES = TESTS / "fixtures" / "articles"
 SAMPLE_ARTICLES = REPO / "articles"
 # shared/ sits beside the repository (for /work/main that is /work/shared).
 SEED = REPO.parent / "shared" / "seeds" / "000_8ee69e3a595b9b39.txt"
@@ -29,16 +28,9 @@ def H(text: str) -> Block:
     return Block("heading", text)
 
 
-def tz(hours: float) -> timezone:
-    return timezone(timedelta(hours=hours))
-
-
 def make_root(tmp_path: Path, *names: str, authors: bool = False) -> Path:
     """A fresh articles folder holding copies of the named fixtures."""
-    root = tmp_path / "articles"
-    root.mkdir()
-    for name in names:
-        shutil.copyfile(FIXTURES / name, root / name)
+    root = articles_folder(tmp_path, FIXTURES, *names)
     if authors:
         shutil.copyfile(FIXTURES / "authors-bios.yaml", root / "authors.yaml")
     return root

@@ -18,7 +18,6 @@ import os
 import re
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -27,31 +26,34 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import TESTS, digest_env, in_flight, write_list
 from tests.smtpd import FaultyServer
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "campaigns"
+FIXTURES = TESTS / "fixtures" / "campaigns"
 # The README's line, with the test server's address in place of the smarthost's.
 CRON = ("digest send --since 7d --list subscribers.csv --transport smtp://{host}:{port} "
         "--report reports/last.json >> send.log 2>&1")
 
-pytestmark = pytest.mark.skipif(
-    shutil.which("faketime") is None and not os.environ.get("CI"),
-    reason="needs faketime (apt-get install faketime); .ci/run installs it",
-)
+pytestmark = [
+    pytest.mark.skipif(
+        shutil.which("faketime") is None and not os.environ.get("CI"),
+        reason="needs faketime (apt-get install faketime); .ci/run installs it",
+    ),
+    pytest.mark.workdir(FIXTURES / "subscribers.csv", FIXTURES / "fast-retries.toml",
+                        articles=FIXTURES / "articles",
+                        rename={"fast-retries.toml": "digest.toml"}),
+]
 
 
 @pytest.fixture
-def newsroom(tmp_path: Path) -> Path:
+def newsroom(workdir: Path) -> Path:
     """A working folder as an operator keeps one: articles, a list, reports/."""
-    shutil.copytree(FIXTURES / "articles", tmp_path / "articles")
-    shutil.copy(FIXTURES / "subscribers.csv", tmp_path / "subscribers.csv")
-    shutil.copy(FIXTURES / "fast-retries.toml", tmp_path / "digest.toml")
-    (tmp_path / "reports").mkdir()
-    return tmp_path
+    (workdir / "reports").mkdir()
+    return workdir
 
 
 def _env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("DIGEST_", "FAKETIME"))}
+    env = {k: v for k, v in digest_env().items() if not k.startswith("FAKETIME")}
     # Only the wall clock is faked: asyncio's timers keep the real monotonic clock.
     return {**env, "TZ": "UTC", "FAKETIME_DONT_FAKE_MONOTONIC": "1"}
 
@@ -210,26 +212,10 @@ def test_a_closed_campaign_is_set_aside_and_recorded(
         f"{closed_at}\n"))
 
 
-def _big_list(workdir: Path, count: int) -> list[str]:
-    emails = [f"reader{i:04d}@example.org" for i in range(count)]
-    (workdir / "subscribers.csv").write_text(
-        "email,name\n" + "".join(f"{e},Reader {i}\n" for i, e in enumerate(emails)),
-        encoding="utf-8")
-    return emails
-
-
-def _in_flight(workdir: Path) -> set[str]:
-    db = sqlite3.connect(workdir / ".digest" / "journal.sqlite3")
-    try:
-        return {e for (e,) in db.execute("SELECT email FROM deliveries WHERE status='inflight'")}
-    finally:
-        db.close()
-
-
 def test_killed_on_sunday_night_and_rerun_on_monday_finishes_last_weeks_issue(
     newsroom: Path, smtp_server: FaultyServer
 ) -> None:
-    emails = _big_list(newsroom, 200)
+    emails = write_list(newsroom / "subscribers.csv", 200, width=4)
     with (newsroom / "digest.toml").open("a") as config:
         config.write("rate = 300\nconcurrency = 4\n")
     # Its own process group, so one SIGKILL reaches the sender under bash and faketime.
@@ -242,7 +228,7 @@ def test_killed_on_sunday_night_and_rerun_on_monday_finishes_last_weeks_issue(
         time.sleep(0.002)
     os.killpg(first.pid, signal.SIGKILL)
     first.wait()
-    uncertain = _in_flight(newsroom)
+    uncertain = in_flight(newsroom)
     assert len(uncertain) <= 4
 
     code, log = cron(newsroom, smtp_server, "2026-11-30 00:10:00")

@@ -6,28 +6,11 @@ import email
 import email.policy
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from digest.cli.main import cli
-
-REPO = Path(__file__).resolve().parents[1]
-AS_OF = "2026-11-28"
-
-
-@pytest.fixture
-def workdir(make_workdir: Callable[..., Path]) -> Path:
-    """A working folder holding a copy of the sample articles and list."""
-    return make_workdir(REPO / "subscribers.example.csv",
-                        rename={"subscribers.example.csv": "subscribers.csv"})
-
-
-def run(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), env=env, catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
+from tests.helpers import AS_OF, REPO, run
 
 
 def test_articles_json_lists_the_window_newest_first(workdir: Path) -> None:

@@ -8,27 +8,18 @@ connection) may get a second copy, and then with the same Message-ID.
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+from tests.helpers import REPO, digest_env, in_flight, write_list
 from tests.smtpd import FaultyServer
 
-REPO = Path(__file__).resolve().parents[1]
 RECIPIENTS = 300
 CONCURRENCY = 4
-
-
-def write_list(path: Path) -> list[str]:
-    emails = [f"crash{i:04d}@example.org" for i in range(RECIPIENTS)]
-    path.write_text("email,name\n" + "".join(f"{e},Reader {i}\n" for i, e in enumerate(emails)),
-                    encoding="utf-8")
-    return emails
 
 
 def command(server: FaultyServer, workdir: Path) -> list[str]:
@@ -38,17 +29,9 @@ def command(server: FaultyServer, workdir: Path) -> list[str]:
             "--rate", "400", "--report", "report.json", "--quiet"]
 
 
-def in_flight(workdir: Path) -> set[str]:
-    db = sqlite3.connect(workdir / ".digest" / "journal.sqlite3")
-    try:
-        return {e for (e,) in db.execute("SELECT email FROM deliveries WHERE status='inflight'")}
-    finally:
-        db.close()
-
-
 def test_sigkill_mid_run_then_rerun_loses_no_one(tmp_path: Path, smtp_server: FaultyServer) -> None:
-    emails = write_list(tmp_path / "crash.csv")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
+    emails = write_list(tmp_path / "crash.csv", RECIPIENTS, local="crash", width=4)
+    env = digest_env()
     first = subprocess.Popen(command(smtp_server, tmp_path), cwd=tmp_path, env=env)
     deadline = time.monotonic() + 60
     while len(smtp_server.received) < RECIPIENTS // 3:

@@ -8,11 +8,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 import pytest
 
 from digest.content.dates import parse_datetime, parse_duration, parse_published, parse_since
-
-
-def tz(hours: float) -> timezone:
-    return timezone(timedelta(hours=hours))
-
+from tests.helpers import tz
 
 # --- parse_published ----------------------------------------------------------
 

@@ -6,11 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 import ssl
 import time
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -23,17 +21,15 @@ from digest.delivery.smtp import SmtpConfig, SmtpTransport
 from digest.delivery.transport import Delivery
 from digest.email.message import Envelope
 from digest.state.store import open_store
+from tests.helpers import AS_OF, TESTS, journal, send
 from tests.smtpd import FaultyServer, server_tls_context
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "send"
-AS_OF = "2026-11-28"
+FIXTURES = TESTS / "fixtures" / "send"
 SENDER = "digest@example.org"
 GARBAGE = ("hello there", "2x0 ok")
 
 
-@pytest.fixture
-def workdir(make_workdir: Callable[..., Path]) -> Path:
-    return make_workdir(FIXTURES / "five.csv")
+pytestmark = pytest.mark.workdir(FIXTURES / "five.csv")
 
 
 def envelope(n: int) -> Envelope:
@@ -63,21 +59,6 @@ def deliver(server: FaultyServer, count: int, *, timeout: float = 5.0,
         return results
 
     return asyncio.run(run())
-
-
-def send(server: FaultyServer, *extra: str, scheme: str = "smtp", user: str = "",
-         env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    url = f"{scheme}://{user + '@' if user else ''}{server.host}:{server.port}"
-    args = ["send", "--as-of", AS_OF, "--list", "five.csv", "--retry-delay", "0.01",
-            "--timeout", "5", "--transport", url, *extra]
-    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
-
-
-def journal(workdir: Path) -> dict[str, tuple[str, int, int | None]]:
-    with closing(sqlite3.connect(workdir / ".digest" / "journal.sqlite3")) as db:
-        rows = db.execute("SELECT email, status, attempts, last_code FROM deliveries")
-        return {email: (status, attempts, code) for email, status, attempts, code in rows}
 
 
 def copies(server: FaultyServer, address: str) -> int:
@@ -121,7 +102,7 @@ def test_a_reset_after_the_dot_is_not_resent_in_the_same_run(
     code, out, _ = send(smtp_server)
     assert code == 3
     assert "1 ambiguous" in out
-    assert journal(workdir)["reader5@example.org"] == ("ambiguous", 1, None)
+    assert journal(workdir)["reader5@example.org"][:3] == ("ambiguous", 1, None)
     assert copies(smtp_server, "reader5@example.org") == 1  # no silent duplicate
 
 
@@ -149,7 +130,7 @@ def test_a_garbage_reply_to_rcpt_is_retried_and_delivered_once(
     smtp_server.garbage_reply("rcpt", "hello there")
     code, _, _ = send(smtp_server, "--concurrency", "1")
     assert code == 0
-    assert {status for status, _, _ in journal(workdir).values()} == {"sent"}
+    assert {status for status, *_ in journal(workdir).values()} == {"sent"}
     assert sum(len(m.rcpt_tos) for m in smtp_server.received) == 5
 
 
@@ -175,7 +156,7 @@ def test_a_5xx_to_data_fails_the_recipient_without_suppressing_them(
     smtp_server.fail_data("reader2@example.org", 554, "5.7.1 message looks like spam", times=3)
     code, _, _ = send(smtp_server)
     assert code == 3
-    assert journal(workdir)["reader2@example.org"] == ("failed", 1, 554)
+    assert journal(workdir)["reader2@example.org"][:3] == ("failed", 1, 554)
     listed = CliRunner().invoke(cli, ["suppress", "list", "--format", "json"])
     assert json.loads(listed.stdout) == []
     assert smtp_server.pending_faults == 2  # never retried

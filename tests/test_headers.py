@@ -16,7 +16,6 @@ import quopri
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime
-from email.header import decode_header, make_header
 from pathlib import Path
 
 import pytest
@@ -29,6 +28,7 @@ from digest.email.message import Envelope, Identity, MessageTemplate
 from digest.email.render import Rendered, token
 from digest.errors import ConfigError
 from digest.model import Subscriber, clean_text, slugify
+from tests.helpers import fields, head_of, phrase_and_address, rfc2047, unfolded
 
 CAMPAIGN = "2026-W48-headers"
 SENT_AT = datetime(2026, 11, 28, 8, 0, tzinfo=UTC)
@@ -58,45 +58,6 @@ def build(subject: str, *, name: str = "Harbour Weekly", sender: str = f"News <{
     identity = Identity(name, sender, reply_to, site_url)
     template = MessageTemplate(rendered, identity=identity, campaign=CAMPAIGN, sent_at=SENT_AT)
     return template.personalize(reader)
-
-
-def head_of(data: bytes) -> bytes:
-    return data.partition(b"\r\n\r\n")[0]
-
-
-def fields(head: bytes) -> dict[str, list[bytes]]:
-    """Each header field's raw lines, by name."""
-    found: dict[str, list[bytes]] = {}
-    last = ""
-    for line in head.split(b"\r\n"):
-        if line[:1] == b" ":
-            found[last].append(line)
-        else:
-            last = line.split(b":", 1)[0].decode("ascii")
-            found[last] = [line]
-    return found
-
-
-def unfolded(head: bytes, name: str) -> str:
-    """A field's value with RFC 5322 unfolding (CRLF removed, the space kept)."""
-    return b"".join(fields(head)[name]).decode("utf-8").split(":", 1)[1].lstrip(" ")
-
-
-def rfc2047(text: str) -> str:
-    return str(make_header(decode_header(text)))
-
-
-def phrase_and_address(head: bytes, name: str) -> tuple[str, str, str]:
-    """(raw phrase, decoded display name, address) of a mailbox or List-Id field."""
-    value = unfolded(head, name)
-    if not value.endswith(">"):
-        return "", "", value
-    if value.startswith("<"):
-        return "", "", value[1:-1]
-    phrase, _, address = value[:-1].rpartition(" <")
-    if phrase.startswith('"'):
-        return phrase, re.sub(r"\\(.)", r"\1", phrase[1:-1]), address
-    return phrase, rfc2047(phrase), address
 
 
 def cpython_311_reading(phrase: str) -> str:

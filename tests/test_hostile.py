@@ -18,35 +18,19 @@ import sqlite3
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from digest.cli.main import cli
 from digest.content.articles import load_articles, load_bios
 from digest.model import address_key, shown
 from digest.state.store import open_store
+from tests.helpers import AS_OF, REPO, TESTS, Mount, articles_folder, journal, run
 
-HERE = Path(__file__).resolve().parent
-HOSTILE = HERE / "fixtures" / "hostile"
-LISTS = HERE / "fixtures" / "lists"
-REPO = HERE.parent
-AS_OF = "2026-11-28"
+HOSTILE = TESTS / "fixtures" / "hostile"
+LISTS = TESTS / "fixtures" / "lists"
 SAMPLE_ARTICLES = 9  # in the window that ends at AS_OF
-
-
-@pytest.fixture
-def workdir(make_workdir: Callable[..., Path]) -> Path:
-    return make_workdir(REPO / "subscribers.example.csv",
-                        rename={"subscribers.example.csv": "subscribers.csv"})
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
 
 
 def run_child(*args: str, limits: str = "",
@@ -60,11 +44,7 @@ def run_child(*args: str, limits: str = "",
 
 
 def articles_root(tmp_path: Path, *fixtures: str) -> Path:
-    root = tmp_path / "articles"
-    root.mkdir()
-    for name in fixtures:
-        shutil.copyfile(HOSTILE / name, root / name)
-    return root
+    return articles_folder(tmp_path, HOSTILE, *fixtures)
 
 
 def problems(root: Path) -> list[str]:
@@ -279,7 +259,7 @@ def test_subscribers_check_reports_a_stray_quote_and_reads_on(workdir: Path) -> 
     assert out.splitlines() == [
         "rows                4", "valid               3", "invalid             1",
         "duplicate           0", "suppressed          0", "warnings            0",
-        "stray-quote-mid.csv: digest format", "", STRAY,
+        "overrides           0", "stray-quote-mid.csv: digest format", "", STRAY,
     ]
 
 
@@ -312,30 +292,15 @@ def test_a_tmpdir_that_cannot_be_written_is_one_line_before_the_journal(
 
 def deliveries(workdir: Path) -> int:
     """How many recipients the journal holds: none, when the list was never read."""
-    journal = workdir / ".digest" / "journal.sqlite3"
-    if not journal.exists():
+    if not (workdir / ".digest" / "journal.sqlite3").exists():
         return 0
-    with closing(sqlite3.connect(journal)) as db:
-        (count,) = db.execute("SELECT COUNT(*) FROM deliveries").fetchone()
-    return int(count)
+    return len(journal(workdir, "status"))
 
 
 @pytest.fixture
-def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
-    """A 64 KiB tmpfs, if this machine lets us mount one (root in a container
-    that allows it); skipped otherwise."""
-    if shutil.which("mount") is None:
-        pytest.skip("no mount command here")
-    mount = tmp_path / "tiny"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
-                          capture_output=True, check=False)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", str(mount)], check=False)
+def tiny_tmpfs(tiny_disk: Mount) -> Path:
+    """A 64 KiB tmpfs (see conftest's `tiny_disk`)."""
+    return tiny_disk("tiny", 64)
 
 
 def test_a_full_tmpdir_is_one_line(

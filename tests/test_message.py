@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import difflib
-import email
-import email.policy
 import html
 import os
 import quopri
 import re
 from datetime import UTC, datetime, timedelta, timezone
-from email.header import decode_header, make_header
 from email.utils import parsedate_to_datetime
 from pathlib import Path
 
@@ -23,6 +20,7 @@ from digest.email.signing import Key, Signer
 from digest.errors import ConfigError, HeaderError, TemplateError
 from digest.model import Article, Block, Subscriber, Tag
 from tests.conftest import build_digest
+from tests.helpers import folded_headers, head_and_body, parse, phrase_and_address
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE_GOLDEN = os.environ.get("DIGEST_UPDATE_GOLDEN") == "1"
@@ -60,20 +58,10 @@ PART_HEADERS = {"Content-Type", "Content-Transfer-Encoding"}
 # --- helpers -----------------------------------------------------------------------
 
 
-def parse(data):
-    return email.message_from_bytes(data, policy=email.policy.default)
-
-
 def parts(message):
     """The decoded (text, html) of a multipart/alternative message."""
     text, html_part = message.get_payload()
     return tuple(p.get_content().replace("\r\n", "\n") for p in (text, html_part))
-
-
-def head_and_body(data):
-    head, sep, body = data.partition(b"\r\n\r\n")
-    assert sep, "no blank line after the headers"
-    return head, body
 
 
 def header_names(head):
@@ -83,37 +71,6 @@ def header_names(head):
         for line in head.split(b"\r\n")
         if line and line[:1] not in (b" ", b"\t")
     ]
-
-
-def folded_headers(head):
-    """Header fields as (name, [raw lines]) pairs."""
-    fields = []
-    for line in head.split(b"\r\n"):
-        if line[:1] in (b" ", b"\t"):
-            fields[-1][1].append(line)
-        else:
-            fields.append((line.split(b":", 1)[0].decode("ascii"), [line]))
-    return fields
-
-
-def raw_field(head, name):
-    """The unfolded raw value of one header field (RFC 5322 unfolding: CRLF removed)."""
-    (lines,) = [lines for field, lines in folded_headers(head) if field == name]
-    return b"".join(lines).decode("utf-8").split(":", 1)[1].lstrip(" ")
-
-
-def rfc2047_mailbox(head, name):
-    """(display name, address) of an address field read as RFC 2047 section 6.2
-    says: whitespace between adjacent encoded-words is dropped. CPython 3.11's
-    modern parser keeps it inside display names (gh-128110, fixed upstream later),
-    so ``email.policy.default`` cannot judge a name split over several words."""
-    value = raw_field(head, name)
-    if not value.endswith(">"):
-        return "", value
-    phrase, _, address = value[:-1].rpartition(" <")
-    if phrase.startswith('"'):
-        return re.sub(r"\\(.)", r"\1", phrase[1:-1]), address
-    return str(make_header(decode_header(phrase))), address
 
 
 def wire_part(data, subtype):
@@ -249,7 +206,7 @@ def test_message_headers(template, rendered, subscriber):
     assert message["MIME-Version"] == "1.0"
     (to,) = message["To"].addresses
     assert to.addr_spec == subscriber.email
-    assert rfc2047_mailbox(head, "To") == (subscriber.name, subscriber.email)
+    assert phrase_and_address(head, "To")[1:] == (subscriber.name, subscriber.email)
 
 
 def test_envelope_addresses(template):
@@ -767,4 +724,4 @@ def test_long_non_ascii_names_fold_into_short_encoded_words(name: str) -> None:
 
     header = to_field(name, "z@example.org").encode()
     assert all(len(line) <= 78 for line in header.split(b"\r\n"))
-    assert rfc2047_mailbox(header.rstrip(b"\r\n"), "To") == (name, "z@example.org")
+    assert phrase_and_address(header.rstrip(b"\r\n"), "To")[1:] == (name, "z@example.org")

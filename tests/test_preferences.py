@@ -9,68 +9,44 @@ reports them, never copied from the implementation."""
 from __future__ import annotations
 
 import csv
-import email
-import email.policy
 import html
 import json
 import re
-import sqlite3
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
-from digest.cli.main import cli
+from tests.helpers import (
+    AS_OF,
+    TESTS,
+    every_article,
+    journal,
+    known_slugs,
+    known_tags_listing,
+    parse,
+    run,
+    send,
+    slug,
+    suppression_list,
+)
 from tests.smtpd import FaultyServer
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "campaign"
-AS_OF = "2026-11-28"
-
-
-@pytest.fixture
-def workdir(make_workdir: Callable[..., Path]) -> Path:
-    return make_workdir(*FIXTURES.glob("*.csv"))
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
-
-
-def send(server: FaultyServer, *extra: str, lists: Sequence[str]) -> tuple[int, str, str]:
-    url = f"smtp://{server.host}:{server.port}"
-    list_args = [arg for name in lists for arg in ("--list", name)]
-    return run("send", "--as-of", AS_OF, *list_args, "--retry-delay", "0.01",
-               "--timeout", "5", "--transport", url, *extra)
-
-
-def slug(tag: str) -> str:
-    """Tags compare by slug (README): case, spaces, '-' and '_' do not matter."""
-    return re.sub(r"[^a-z0-9]+", "-", tag.lower()).strip("-")
-
-
-def articles_json(*args: str) -> list[dict[str, Any]]:
-    code, out, err = run("articles", "--format", "json", *args)
-    assert code == 0, err
-    items: list[dict[str, Any]] = json.loads(out)
-    return items
+FIXTURES = TESTS / "fixtures" / "campaign"
+pytestmark = pytest.mark.workdir(*FIXTURES.glob("*.csv"))
 
 
 def selected() -> list[dict[str, Any]]:
     """This week's articles, newest first (ordered here by instant, not trusted)."""
-    items = articles_json("--as-of", AS_OF)
+    code, out, err = run("articles", "--format", "json", "--as-of", AS_OF)
+    assert code == 0, err
+    items: list[dict[str, Any]] = json.loads(out)
     assert len(items) == 9
     return sorted(items, key=lambda item: datetime.fromisoformat(item["date"]), reverse=True)
-
-
-def every_article() -> list[dict[str, Any]]:
-    return articles_json("--since", "2000-01-01", "--as-of", "2100-01-01", "--limit", "1000")
 
 
 def expected_titles(articles: Iterable[dict[str, Any]], prefs: Sequence[str]) -> list[str]:
@@ -78,12 +54,6 @@ def expected_titles(articles: Iterable[dict[str, Any]], prefs: Sequence[str]) ->
     wanted = {slug(p) for p in prefs if slug(p)}
     return [a["title"] for a in articles
             if not wanted or wanted & {slug(t) for t in a["tags"]}]
-
-
-def parse(data: bytes) -> EmailMessage:
-    message = email.message_from_bytes(data, policy=email.policy.default)
-    assert isinstance(message, EmailMessage)
-    return message
 
 
 def titles(message: EmailMessage) -> list[str]:
@@ -129,17 +99,13 @@ def our_list_prefs(path: Path) -> dict[str, list[str]]:
                 for row in csv.DictReader(f)}
 
 
-def known_tags_listing() -> str:
-    """How the unknown-tag warning lists the folder's tags: ten, then how many more."""
-    slugs = sorted({slug(t) for a in every_article() for t in a["tags"]})
-    shown = slugs[:10]
-    return ", ".join(shown) + (f" and {len(slugs) - 10} more" if len(slugs) > 10 else "")
-
-
 def suppressions() -> dict[str, tuple[str, str]]:
-    code, out, err = run("suppress", "list", "--format", "json")
-    assert code == 0, err
-    return {e["email"].casefold(): (e["reason"], e["source"]) for e in json.loads(out)}
+    return {e["email"].casefold(): (e["reason"], e["source"]) for e in suppression_list()}
+
+
+def replies(workdir: Path, campaign: str) -> dict[str, tuple[Any, ...]]:
+    """email -> (status, last_reply) of CAMPAIGN's rows in the journal."""
+    return journal(workdir, "status", "last_reply", campaign=campaign)
 
 
 def status(campaign: str) -> dict[str, Any]:
@@ -147,16 +113,6 @@ def status(campaign: str) -> dict[str, Any]:
     assert code == 0, err
     result: dict[str, Any] = json.loads(out)
     return result
-
-
-def journal(workdir: Path, campaign: str) -> dict[str, tuple[str, str | None]]:
-    db = sqlite3.connect(workdir / ".digest" / "journal.sqlite3")
-    try:
-        rows = db.execute("SELECT email, status, last_reply FROM deliveries WHERE campaign=?",
-                          (campaign,)).fetchall()
-    finally:
-        db.close()
-    return {email: (state, reply) for email, state, reply in rows}
 
 
 COUNTS = ("recipients", "sent", "failed", "deferred", "ambiguous", "skipped", "suppressed")
@@ -198,7 +154,7 @@ def test_each_subscriber_gets_the_articles_their_tags_select(
     assert "sci@example.org" not in expected and "garden@example.org" not in expected
 
     assert (f"warning: prefs.csv:7: unknown tag preference 'gardening'; known tags: "
-            f"{known_tags_listing()}") in err.splitlines()
+            f"{known_tags_listing(known_slugs())}") in err.splitlines()
     skips = [
         {"email": "garden@example.org", "reason": "no article matches their tags (gardening)"},
         {"email": "sci@example.org", "reason": "no article matches their tags (science)"},
@@ -325,7 +281,7 @@ def test_a_bounce_suppresses_the_address_for_later_campaigns(
     assert Counter(r for m in smtp_server.received for r in m.rcpt_tos) == Counter(
         {"uma@example.org": 2, "wes@example.org": 2})
     assert status("other")["counts"] == {"sent": 2, "suppressed": 1}
-    assert journal(workdir, "other")["vic@example.org"] == ("suppressed", "bounced")
+    assert replies(workdir, "other")["vic@example.org"] == ("suppressed", "bounced")
 
 
 def test_suppressed_between_a_partial_run_and_the_rerun_is_not_mailed(
@@ -335,7 +291,7 @@ def test_suppressed_between_a_partial_run_and_the_rerun_is_not_mailed(
     code, _, err = send(smtp_server, "--max-attempts", "1", lists=["deferred.csv"])
     assert code == 3, err
     campaign = "2026-W48-deferred-all"
-    assert journal(workdir, campaign)["Yara@example.org"] == ("deferred", "try again later")
+    assert replies(workdir, campaign)["Yara@example.org"] == ("deferred", "try again later")
 
     assert run("suppress", "add", "YARA@example.org") == (
         0, "Suppressed 1 new addresses (0 already were).\n", "")
@@ -344,7 +300,7 @@ def test_suppressed_between_a_partial_run_and_the_rerun_is_not_mailed(
     assert out == (f"Campaign {campaign} is already finished: nothing left to send "
                    "(2 sent, 1 suppressed).\n")
     assert set(delivered(smtp_server)) == {"xan@example.org", "zed@example.org"}
-    assert journal(workdir, campaign)["Yara@example.org"] == ("suppressed", "manual")
+    assert replies(workdir, campaign)["Yara@example.org"] == ("suppressed", "manual")
 
 
 def test_suppressed_and_gone_from_the_list_before_the_rerun_is_not_mailed(
@@ -360,7 +316,7 @@ def test_suppressed_and_gone_from_the_list_before_the_rerun_is_not_mailed(
     code, _, err = send(smtp_server, "--campaign", "w48", lists=["deferred-later.csv"])
     assert code == 0, err
     assert set(delivered(smtp_server)) == {"xan@example.org", "zed@example.org"}
-    assert journal(workdir, "w48")["Yara@example.org"] == ("suppressed", "unsubscribed")
+    assert replies(workdir, "w48")["Yara@example.org"] == ("suppressed", "unsubscribed")
     assert status("w48")["counts"] == {"sent": 2, "suppressed": 1}
 
 

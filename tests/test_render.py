@@ -22,11 +22,6 @@ NASTY_TITLE = "Council <script>alert(1)</script> Q&A"
 
 
 @pytest.fixture(scope="module")
-def rendered(sample_digest):
-    return render_digest(make_environment(), sample_digest)
-
-
-@pytest.fixture(scope="module")
 def nasty_digest(make_article, make_digest):
     article = make_article(
         NASTY_TITLE,

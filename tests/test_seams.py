@@ -18,16 +18,17 @@ from digest.content.compose import Digest
 from digest.content.folder import Source
 from digest.content.selection import IssueOptions
 from digest.delivery.campaign import send
+from digest.delivery.connect import make_transport
 from digest.delivery.request import SendRequest
-from digest.delivery.transport import make_transport
 from digest.email.links import Links
 from digest.email.message import Envelope, Identity, MessageTemplate
 from digest.email.options import RenderOptions
 from digest.email.render import make_environment, render_digest
 from digest.model import Subscriber
+from tests.helpers import TESTS
 from tests.smtpd import FaultyServer
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "campaigns"
+FIXTURES = TESTS / "fixtures" / "campaigns"
 AS_OF = datetime(2026, 11, 28, tzinfo=UTC)
 IDENTITY = Identity("Harbour Weekly", "Harbour Weekly <news@example.org>",
                     site_url="https://news.example.org")
@@ -68,11 +69,10 @@ def test_the_maildir_transport_writes_the_wrapped_message(tmp_path: Path) -> Non
 
 
 class Numbered(Links):
-    """Links of another shape, to show the builder takes them from here only."""
+    """Tokens of another shape, to show the builder takes every link from here."""
 
-    def for_recipient(self, rid: str) -> tuple[str, str, str]:
-        return (f"https://links.example.org/u/{rid}", f"https://links.example.org/p/{rid}",
-                f"mailto:leave@example.org?subject={rid}")
+    def tokens(self, rid: str) -> tuple[str, str]:
+        return f"u-{rid}", f"p-{rid}"
 
 
 def _parts(message: Message) -> dict[str, str]:
@@ -91,7 +91,10 @@ def test_every_link_comes_from_the_link_module(sample_digest: Digest) -> None:
     envelope = template.personalize(Subscriber("ann+news@example.org", "Ann"), "rid42")
     message = message_from_bytes(envelope.data)
     assert message["List-Unsubscribe"] == (
-        "<https://links.example.org/u/rid42>,\r\n <mailto:leave@example.org?subject=rid42>")
+        "<https://news.example.org/unsubscribe/u-rid42>,\r\n"
+        " <mailto:news@example.org?subject=unsubscribe%20u-rid42>")
+    assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
     parts = _parts(message)
-    assert "https://links.example.org/u/rid42" in parts["text/plain"]
-    assert 'href="https://links.example.org/u/rid42"' in parts["text/html"]
+    assert "https://news.example.org/unsubscribe/u-rid42" in parts["text/plain"]
+    assert 'href="https://news.example.org/unsubscribe/u-rid42"' in parts["text/html"]
+    assert "ann" not in message["List-Unsubscribe"]

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
 from collections import Counter
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,35 +13,11 @@ from click.testing import CliRunner
 
 from digest.cli.main import cli
 from digest.state.store import open_store
+from tests.helpers import AS_OF, TESTS, journal, recipients, send, suppressed
 from tests.smtpd import FaultyServer, server_tls_context
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "send"
-AS_OF = "2026-11-28"
-
-
-@pytest.fixture
-def workdir(make_workdir: Callable[..., Path]) -> Path:
-    return make_workdir(FIXTURES / "five.csv", FIXTURES / "bounce.csv")
-
-
-def send(server: FaultyServer, *extra: str, lists: str = "five.csv", scheme: str = "smtp",
-         user: str = "", env: dict[str, str] | None = None) -> tuple[int, str, str]:
-    url = f"{scheme}://{user + '@' if user else ''}{server.host}:{server.port}"
-    args = ["send", "--as-of", AS_OF, "--list", lists, "--retry-delay", "0.01",
-            "--timeout", "5", "--transport", url, *extra]
-    result = CliRunner().invoke(cli, args, env=env, catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
-
-
-def journal(workdir: Path) -> dict[str, tuple[str, int, int | None, str | None]]:
-    db = sqlite3.connect(workdir / ".digest" / "journal.sqlite3")
-    rows = db.execute("SELECT email, status, attempts, last_code, last_reply FROM deliveries")
-    return {email: (status, attempts, code, reply) for email, status, attempts, code, reply in rows}
-
-
-def recipients(server: FaultyServer) -> Counter[str]:
-    return Counter(rcpt for message in server.received for rcpt in message.rcpt_tos)
+FIXTURES = TESTS / "fixtures" / "send"
+pytestmark = pytest.mark.workdir(FIXTURES / "five.csv", FIXTURES / "bounce.csv")
 
 
 def test_all_sent_and_reported(workdir: Path, smtp_server: FaultyServer) -> None:
@@ -320,11 +294,6 @@ def test_progress_is_logged_off_a_terminal_and_summarised(
     assert out.startswith("Sent 5 messages via smtp://")
 
 
-def suppressed(workdir: Path) -> list[str]:
-    result = CliRunner().invoke(cli, ["suppress", "list", "--format", "json"])
-    return [entry["email"] for entry in json.loads(result.stdout)]
-
-
 def test_only_a_refused_recipient_is_a_bounce(workdir: Path, smtp_server: FaultyServer) -> None:
     smtp_server.fail_rcpt("reader1@example.org", 550, "no such user", times=5)
     smtp_server.fail_data("reader2@example.org", 554, "message looks like spam", times=5)
@@ -332,7 +301,7 @@ def test_only_a_refused_recipient_is_a_bounce(workdir: Path, smtp_server: Faulty
     assert code == 3
     rows = journal(workdir)
     assert rows["reader1@example.org"][0] == rows["reader2@example.org"][0] == "failed"
-    assert suppressed(workdir) == ["reader1@example.org"]
+    assert suppressed() == ["reader1@example.org"]
 
 
 def test_a_refusing_greeting_defers_everyone_and_bounces_no_one(
@@ -343,7 +312,7 @@ def test_a_refusing_greeting_defers_everyone_and_bounces_no_one(
     assert code == 69
     assert "stopped after 4 connection errors in a row (last: 554" in err
     assert {status for status, *_ in journal(workdir).values()} <= {"pending", "deferred"}
-    assert suppressed(workdir) == []
+    assert suppressed() == []
 
 
 def test_a_refused_sender_stops_the_run_without_blaming_recipients(
@@ -355,7 +324,7 @@ def test_a_refused_sender_stops_the_run_without_blaming_recipients(
     assert err.startswith("Error: 127.0.0.1 refused the sender digest@example.org: 550 ")
     assert err.rstrip().endswith("the run stopped. Check --from")
     assert "failed" not in {status for status, *_ in journal(workdir).values()}
-    assert suppressed(workdir) == []
+    assert suppressed() == []
 
 
 def test_a_campaign_keeps_its_articles(workdir: Path, smtp_server: FaultyServer) -> None:

@@ -13,57 +13,20 @@ from __future__ import annotations
 
 import json
 import os
-import sqlite3
-import subprocess
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from digest.cli.main import cli
+from tests.helpers import TESTS, Mount, journal_statuses, run_send, suppressed, write_list
 from tests.smtpd import FaultyServer
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "campaigns"
-AS_OF = "2026-11-28"
-Mount = Callable[[str, int], Path]
-
-
-@pytest.fixture
-def workdir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
-    import shutil
-
-    shutil.copytree(FIXTURES / "articles", tmp_path / "articles")
-    shutil.copy(FIXTURES / "subscribers.csv", tmp_path / "subscribers.csv")
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in os.environ if k.startswith("DIGEST_")]:
-        monkeypatch.delenv(key)
-    return tmp_path
-
-
-@pytest.fixture
-def tiny_disk(tmp_path: Path) -> Iterator[Mount]:
-    """``mount(name, kib)``: a tmpfs of that size at tmp_path/name."""
-    mounted: list[Path] = []
-
-    def mount(name: str, kib: int) -> Path:
-        path = tmp_path / name
-        path.mkdir()
-        done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={kib}k", "tmpfs",
-                               str(path)], capture_output=True, text=True)
-        if done.returncode != 0:
-            if os.environ.get("CI"):
-                pytest.fail(f"cannot mount a tmpfs: {done.stderr.strip()}")
-            pytest.skip(f"cannot mount a tmpfs here: {done.stderr.strip()}")
-        mounted.append(path)
-        return path
-
-    yield mount
-    for path in mounted:
-        subprocess.run(["umount", "-l", str(path)], check=False)
+FIXTURES = TESTS / "fixtures" / "campaigns"
+pytestmark = pytest.mark.workdir(FIXTURES / "subscribers.csv", articles=FIXTURES / "articles")
 
 
 def fill(folder: Path, leave: int) -> None:
@@ -74,41 +37,14 @@ def fill(folder: Path, leave: int) -> None:
         handle.write(b"\0" * max(free - leave, 0))
 
 
-def write_list(workdir: Path, count: int) -> list[str]:
-    emails = [f"reader{i:03d}@example.org" for i in range(count)]
-    (workdir / "many.csv").write_text(
-        "email,name\n" + "".join(f"{e},Reader {i}\n" for i, e in enumerate(emails)),
-        encoding="utf-8")
-    return emails
-
-
-def send(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, ["send", "--as-of", AS_OF, "--retry-delay", "0.01",
-                                      "--timeout", "5", *args], catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
-
-
-def rows(state: Path) -> dict[str, str]:
-    db = sqlite3.connect(state / "journal.sqlite3")
-    try:
-        return dict(db.execute("SELECT email, status FROM deliveries").fetchall())
-    finally:
-        db.close()
-
-
-def suppressed(workdir: Path) -> list[str]:
-    result = CliRunner().invoke(cli, ["suppress", "list", "--format", "json"])
-    return [entry["email"] for entry in json.loads(result.stdout)]
-
-
 def test_a_full_maildir_after_some_messages_exits_3_with_the_summary(
     workdir: Path, tiny_disk: Mount
 ) -> None:
     disk = tiny_disk("mail", 1024)
     fill(disk, 100 * 1024)
-    write_list(workdir, 60)
-    code, out, err = send("--list", "many.csv", "--transport", f"maildir:{disk}/outbox",
-                          "--report", "run.json")
+    write_list(workdir / "many.csv", 60)
+    code, out, err = run_send("--list", "many.csv", "--transport", f"maildir:{disk}/outbox",
+                              "--report", "run.json")
     delivered = len(list((disk / "outbox" / "new").iterdir()))
     assert 0 < delivered < 60
     assert code == 3
@@ -119,7 +55,7 @@ def test_a_full_maildir_after_some_messages_exits_3_with_the_summary(
     assert report["sent"] == report["sent_this_run"] == delivered
     assert report["stopped"] == (f"cannot write to the Maildir {disk}/outbox: No space left "
                                  "on device")
-    statuses = Counter(rows(workdir / ".digest").values())
+    statuses = Counter(journal_statuses(workdir).values())
     assert statuses["inflight"] == 0, "an undelivered message would be 'sent again'"
     assert statuses["sent"] == delivered
 
@@ -129,8 +65,8 @@ def test_a_report_that_cannot_be_written_after_sending_exits_3(
 ) -> None:
     disk = tiny_disk("reports", 64)
     fill(disk, 0)
-    code, out, err = send("--list", "subscribers.csv", "--report", f"{disk}/run.json",
-                          "--transport", f"smtp://{smtp_server.host}:{smtp_server.port}")
+    code, out, err = run_send("--list", "subscribers.csv", "--report", f"{disk}/run.json",
+                              "--transport", f"smtp://{smtp_server.host}:{smtp_server.port}")
     assert code == 3
     assert err == (f"Error: cannot write {disk}/run.json: No space left on device\n")
     assert out.startswith("Sent 5 messages via smtp://")
@@ -152,12 +88,12 @@ def _refuse_the_sender_after(server: FaultyServer, delivered: int) -> threading.
 def test_a_refused_sender_mid_run_still_reports_and_suppresses(
     workdir: Path, smtp_server: FaultyServer
 ) -> None:
-    write_list(workdir, 20)
+    write_list(workdir / "many.csv", 20)
     smtp_server.fail_rcpt("reader000@example.org", 550, "no such user")
     watcher = _refuse_the_sender_after(smtp_server, 3)
-    code, _, err = send("--list", "many.csv", "--concurrency", "1", "--rate", "5",
-                          "--report", "run.json",
-                          "--transport", f"smtp://{smtp_server.host}:{smtp_server.port}")
+    code, _, err = run_send("--list", "many.csv", "--concurrency", "1", "--rate", "5",
+                              "--report", "run.json",
+                              "--transport", f"smtp://{smtp_server.host}:{smtp_server.port}")
     watcher.join()
     assert code == 3
     assert err.startswith("Error: 127.0.0.1 refused the sender digest@example.org: 550 ")
@@ -165,18 +101,18 @@ def test_a_refused_sender_mid_run_still_reports_and_suppresses(
     assert report["sent"] == len(smtp_server.received) >= 3
     assert report["failed"] == 1
     assert report["stopped"].startswith("127.0.0.1 refused the sender")
-    assert suppressed(workdir) == ["reader000@example.org"]
+    assert suppressed() == ["reader000@example.org"]
 
 
 def test_a_refused_sender_before_any_delivery_exits_1_and_still_reports(
     workdir: Path, smtp_server: FaultyServer
 ) -> None:
-    write_list(workdir, 5)
+    write_list(workdir / "many.csv", 5)
     smtp_server.fail_rcpt("reader000@example.org", 550, "no such user")
     smtp_server.throttle(550, times=100)
     # The first MAIL FROM is refused before the RCPT fault can fire: nothing is sent.
-    code, _, err = send("--list", "many.csv", "--concurrency", "1", "--report", "run.json",
-                        "--transport", f"smtp://{smtp_server.host}:{smtp_server.port}")
+    code, _, err = run_send("--list", "many.csv", "--concurrency", "1", "--report", "run.json",
+                            "--transport", f"smtp://{smtp_server.host}:{smtp_server.port}")
     assert code == 1
     assert err.startswith("Error: 127.0.0.1 refused the sender")
     report = json.loads((workdir / "run.json").read_text())
@@ -187,17 +123,17 @@ def test_a_journal_on_a_full_disk_leaves_no_false_in_flight_marks(
     workdir: Path, tiny_disk: Mount, smtp_server: FaultyServer
 ) -> None:
     state = tiny_disk("state", 16 * 1024)
-    emails = write_list(workdir, 150)
+    emails = write_list(workdir / "many.csv", 150)
     transport = f"smtp://{smtp_server.host}:{smtp_server.port}"
     # Enough room to start, not enough for every commit of the run.
     fill(state, 360 * 1024)
-    code, out, err = send("--list", "many.csv", "--state", str(state), "--concurrency", "4",
-                          "--transport", transport, "--report", "run.json")
+    code, out, err = run_send("--list", "many.csv", "--state", str(state), "--concurrency", "4",
+                              "--transport", transport, "--report", "run.json")
     assert code in (1, 3), (out, err)
     assert "the journal could not be written (database or disk is full)" in err
     assert "move it aside" not in err
     got = Counter(r for m in smtp_server.received for r in m.rcpt_tos)
-    journal = rows(state)
+    journal = journal_statuses(workdir, state)
     in_flight = {email for email, status in journal.items() if status == "inflight"}
     assert in_flight <= set(got), "a recipient who never reached DATA is marked in flight"
 
@@ -206,8 +142,8 @@ def test_a_journal_on_a_full_disk_leaves_no_false_in_flight_marks(
     assert "move it aside" not in status.output
 
     (state / "filler").unlink()
-    code, out, err = send("--list", "many.csv", "--state", str(state), "--concurrency", "4",
-                          "--transport", transport, "--report", "run.json")
+    code, out, err = run_send("--list", "many.csv", "--state", str(state), "--concurrency", "4",
+                              "--transport", transport, "--report", "run.json")
     assert code == 0, err
     report = json.loads((workdir / "run.json").read_text())
     assert report["resent_after_crash"] == len(in_flight)
@@ -221,7 +157,7 @@ def test_status_on_a_full_disk_reads_and_never_says_move_it_aside(
     workdir: Path, tiny_disk: Mount
 ) -> None:
     state = tiny_disk("state", 512)
-    assert send("--list", "subscribers.csv", "--state", str(state))[0] == 0
+    assert run_send("--list", "subscribers.csv", "--state", str(state))[0] == 0
     fill(state, 0)
     result = CliRunner().invoke(cli, ["status", "--state", str(state)])
     assert result.exit_code == 0, result.output
@@ -239,8 +175,8 @@ def test_status_table_shows_the_issue_counts_and_problems(
 ) -> None:
     smtp_server.fail_rcpt("ben@example.org", 550, "5.1.1 no such user")
     smtp_server.fail_rcpt("dev@example.org", 451, "4.2.1 mailbox busy", times=3)
-    code, _, _ = send("--list", "subscribers.csv", "--since", "7d",
-                      "--transport", f"smtp://{smtp_server.host}:{smtp_server.port}")
+    code, _, _ = run_send("--list", "subscribers.csv", "--since", "7d",
+                          "--transport", f"smtp://{smtp_server.host}:{smtp_server.port}")
     assert code == 3
     result = CliRunner().invoke(cli, ["status"])
     assert result.exit_code == 0
@@ -269,10 +205,10 @@ def test_a_dry_run_counts_what_the_rerun_of_an_unfinished_campaign_would_send(
 ) -> None:
     smtp_server.fail_rcpt("dev@example.org", 451, "4.2.1 mailbox busy", times=3)
     transport = f"smtp://{smtp_server.host}:{smtp_server.port}"
-    assert send("--list", "subscribers.csv", "--transport", transport)[0] == 3
+    assert run_send("--list", "subscribers.csv", "--transport", transport)[0] == 3
     # Two days later, in the next ISO week: the rerun would resume last week's issue.
-    code, out, _ = send("--list", "subscribers.csv", "--transport", transport, "--dry-run",
-                        "--as-of", "2026-11-30")
+    code, out, _ = run_send("--list", "subscribers.csv", "--transport", transport, "--dry-run",
+                            "--as-of", "2026-11-30")
     assert code == 0
     assert out.startswith("Dry run: would send 1 messages (3 articles, 1 variants) via "
                           f"{transport}, campaign 2026-W48-subscribers-all; ")

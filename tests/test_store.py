@@ -57,7 +57,7 @@ def test_a_campaign_round_trip(store: Store) -> None:
     assert journal.recover("c1") == 1  # b was in flight
     assert journal.counts("c1") == {"sent": 1, "ambiguous": 1, "failed": 1, "deferred": 1,
                                     "skipped": 1}
-    assert [(e, resend) for e, _, _, resend in journal.todo("c1")] == [
+    assert [(p.email, p.resend) for p in journal.todo("c1")] == [
         ("b@example.org", True), ("d@example.org", False)]
     assert journal.still_to_do("c1", "a@example.org") == (False, "sent")
     assert journal.still_to_do("c1", "new@example.org") == (True, None)
@@ -110,7 +110,7 @@ def test_no_database_attaches_another() -> None:
 
 
 def test_only_the_state_package_touches_its_storage() -> None:
-    # audience/subscribers.py keeps a temporary de-duplication set in SQLite:
+    # audience/seen.py keeps a temporary de-duplication set in SQLite:
     # scratch space of one run, not state.
     importers = set()
     for path in DIGEST.rglob("*.py"):
@@ -124,7 +124,7 @@ def test_only_the_state_package_touches_its_storage() -> None:
             importers.add(where.as_posix())
         if any(n.startswith("digest.state") for n in names):
             assert where.parts[0] in ("state", "delivery", "audience"), where
-    assert importers == {"audience/subscribers.py"}
+    assert importers == {"audience/seen.py"}
 
 
 def snapshot(folder: Path) -> dict[str, tuple[int, int]]:

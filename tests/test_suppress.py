@@ -6,52 +6,34 @@ from __future__ import annotations
 import csv
 import io
 import json
-import re
 import shutil
-from collections.abc import Callable
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from click.testing import CliRunner
 
 from digest.audience.suppression import export_suppressions, spreadsheet_safe
-from digest.cli.main import cli
 from digest.state.store import open_store
+from tests.helpers import TESTS, invoke, known_slugs, known_tags_listing, run, suppression_list
 
-REPO = Path(__file__).resolve().parents[1]
-FIXTURES = Path(__file__).resolve().parent / "fixtures" / "campaign"
+FIXTURES = TESTS / "fixtures" / "campaign"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 EXPORT_HEADER = "email,reason,source,created_at\r\n"
 
 
-@pytest.fixture
-def workdir(make_workdir: Callable[..., Path]) -> Path:
-    return make_workdir(*FIXTURES.glob("*.csv"))
-
-
-def run(*args: str) -> tuple[int, str, str]:
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
-    return result.exit_code, result.stdout, result.stderr
+pytestmark = pytest.mark.workdir(*FIXTURES.glob("*.csv"))
 
 
 def run_bytes(*args: str) -> tuple[int, bytes, str]:
     """For CSV on stdout: click's Result.stdout turns CRLF into LF."""
-    result = CliRunner().invoke(cli, list(args), catch_exceptions=False)
+    result = invoke(*args)
     return result.exit_code, result.stdout_bytes, result.stderr
 
 
-def listed(*state: str) -> list[dict[str, str]]:
-    code, out, err = run("suppress", "list", "--format", "json", *state)
-    assert (code, err) == (0, ""), err
-    entries: list[dict[str, str]] = json.loads(out)
-    return entries
-
-
 def entries(*state: str) -> list[tuple[str, str, str]]:
-    return [(e["email"], e["reason"], e["source"]) for e in listed(*state)]
+    return [(e["email"], e["reason"], e["source"]) for e in suppression_list(*state)]
 
 
 def export_rows(text: str) -> list[list[str]]:
@@ -69,7 +51,7 @@ def test_add_with_a_reason_and_list_as_table_and_json(workdir: Path) -> None:
     # Already listed, in another case: it keeps its first reason.
     assert run("suppress", "add", "someone@example.org", "third@example.org") == (
         0, "Suppressed 1 new addresses (1 already were).\n", "")
-    got = listed()
+    got = suppression_list()
     assert [(e["email"], e["reason"], e["source"]) for e in got] == [
         ("other@example.org", "complained", "manual"),
         ("Someone@example.org", "complained", "manual"),
@@ -155,7 +137,7 @@ def test_import_a_file_without_an_email_column(workdir: Path) -> None:
 def test_export_to_a_file_and_to_stdout(workdir: Path) -> None:
     run("suppress", "add", "ann@example.org", "--reason", "complained")
     run("suppress", "import", "suppress-import.csv")
-    got = listed()
+    got = suppression_list()
     expected = EXPORT_HEADER + "".join(
         f"{e['email']},{e['reason']},{e['source']},{e['created_at']}\r\n" for e in got)
 
@@ -233,32 +215,19 @@ def test_export_re_imports_cleanly(workdir: Path) -> None:
 # --- subscribers check ---------------------------------------------------------------
 
 
-def slug(tag: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "-", tag.lower()).strip("-")
-
-
-def known_tags_listing() -> str:
-    """How the unknown-tag warning lists the folder's tags: ten, then how many more."""
-    code, out, _ = run("articles", "--since", "2000-01-01", "--as-of", "2100-01-01",
-                       "--limit", "1000", "--format", "json")
-    assert code == 0
-    slugs = sorted({slug(t) for a in json.loads(out) for t in a["tags"]})
-    assert "gardening" not in slugs
-    shown = slugs[:10]
-    return ", ".join(shown) + (f" and {len(slugs) - 10} more" if len(slugs) > 10 else "")
-
-
 def check(*args: str) -> tuple[int, str, str]:
     return run("subscribers", "check", "--list", "check-digest.csv",
                "--list", "check-listmonk.csv", *args)
 
 
 def check_problems() -> list[str]:
+    slugs = known_slugs()
+    assert "gardening" not in slugs
     return [
         "check-digest.csv:3: bad address 'not-an-address': An email address must have an "
         "@-sign.",
         f"warning: check-digest.csv:5: unknown tag preference 'gardening'; known tags: "
-        f"{known_tags_listing()}",
+        f"{known_tags_listing(slugs)}",
         "check-digest.csv:7: bad status 'paused'; use subscribed, unsubscribed or leave it "
         "empty",
     ]
@@ -278,7 +247,7 @@ def test_check_json_counts_formats_and_problems(
     assert (code, err) == (0, "")
     assert json.loads(out) == {
         "rows": 10, "valid": valid, "invalid": 2, "duplicate": 2, "suppressed": suppressed,
-        "warnings": 1,
+        "warnings": 1, "overrides": 0,
         "formats": {"check-digest.csv": "digest", "check-listmonk.csv": "listmonk"},
         "problems": check_problems(),
     }
@@ -295,6 +264,7 @@ def test_check_table(workdir: Path) -> None:
         "duplicate           2\n"
         "suppressed          3\n"
         "warnings            1\n"
+        "overrides           0\n"
         "check-digest.csv: digest format\n"
         "check-listmonk.csv: listmonk format\n"
         "\n" + "".join(p + "\n" for p in check_problems())
@@ -325,7 +295,7 @@ def test_check_counts_an_unsubscribe_in_a_later_file_as_a_send_would(
     assert (code, err) == (0, "")
     assert json.loads(out) == {
         "rows": 4, "valid": 2, "invalid": 0, "duplicate": 1, "suppressed": 1, "warnings": 0,
-        "formats": dict.fromkeys(lists, "mailchimp"), "problems": [],
+        "overrides": 0, "formats": dict.fromkeys(lists, "mailchimp"), "problems": [],
     }
 
 

@@ -13,8 +13,8 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli.main import cli
+from tests.helpers import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
         "--disable-background-networking", "--disable-component-update", "--disable-sync"]

@@ -11,7 +11,7 @@ from pathlib import Path
 from digest.audience.subscribers import read_rows
 from digest.content.articles import load_articles
 from digest.content.folder import known_tags
-from digest.state.store import SuppressionStore, open_store
+from digest.state.store import Store, open_store
 
 MAX_PROBLEMS = 1000
 
@@ -19,7 +19,7 @@ MAX_PROBLEMS = 1000
 @dataclass(slots=True)
 class CheckResult:
     counts: dict[str, int] = field(default_factory=lambda: dict.fromkeys(
-        ("rows", "valid", "invalid", "duplicate", "suppressed", "warnings"), 0))
+        ("rows", "valid", "invalid", "duplicate", "suppressed", "warnings", "overrides"), 0))
     formats: dict[str, str] = field(default_factory=dict)  # file -> detected format
     problems: list[str] = field(default_factory=list)
 
@@ -38,11 +38,14 @@ def check_lists(paths: Sequence[Path], *, list_format: str | None, articles: Pat
     if articles.is_dir():
         known = known_tags(load_articles(articles))
     with closing(open_store(state, readonly=True)) as store:
-        return _check(paths, list_format, known, store.suppressions)
+        return _check(paths, list_format, known, store)
 
 
 def _check(paths: Sequence[Path], list_format: str | None, known: frozenset[str] | None,
-           suppressions: SuppressionStore) -> CheckResult:
+           store: Store) -> CheckResult:
+    """``overrides`` counts the valid subscribers whose own choice on the
+    preferences page replaces their list's tags at the next send."""
+    suppressions = store.suppressions
     result = CheckResult()
     seen: dict[str, bool] = {}  # address -> counted as suppressed
     for path in paths:
@@ -70,4 +73,6 @@ def _check(paths: Sequence[Path], list_format: str | None, known: frozenset[str]
                 suppressions.reason(row.subscriber.email) is not None)
             seen[key] = suppressed
             result.counts["suppressed" if suppressed else "valid"] += 1
+            if not suppressed and store.preferences.get(row.subscriber.email) is not None:
+                result.counts["overrides"] += 1
     return result

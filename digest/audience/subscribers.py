@@ -12,14 +12,8 @@ one entry per distinct address, to drop duplicates across files.
 from __future__ import annotations
 
 import csv
-import errno
 import json
-import os
 import re
-import shutil
-import sqlite3
-import tempfile
-import weakref
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import dataclass
@@ -29,7 +23,8 @@ from typing import Literal
 from email_validator import EmailNotValidError, validate_email
 
 from digest.audience.csvfile import BadRecord, records
-from digest.errors import DigestError, SubscriberError
+from digest.audience.seen import SeenSet
+from digest.errors import SubscriberError
 from digest.model import Subscriber, clean_text, shown, slugify
 
 FORMATS = ("digest", "mailchimp", "listmonk")
@@ -313,10 +308,10 @@ def iter_subscribers(
     created now, not at the first row, so a TMPDIR that cannot be written
     fails before a send has written anything.
     """
-    return _deduplicated(_Seen(), paths, list_format, known_tags)
+    return _deduplicated(SeenSet(), paths, list_format, known_tags)
 
 
-def _deduplicated(seen: _Seen, paths: Sequence[Path], list_format: str | None,
+def _deduplicated(seen: SeenSet, paths: Sequence[Path], list_format: str | None,
                   known_tags: frozenset[str] | None) -> Iterator[ListRow]:
     with seen:
         for path in paths:
@@ -332,66 +327,6 @@ def _deduplicated(seen: _Seen, paths: Sequence[Path], list_format: str | None,
                 reason = f"duplicate of {subscriber.email} (first seen at {first})"
                 problem = SubscriberError(path, reason, line=row.line)
                 yield ListRow(path, row.line, row.format, None, problem)
-
-
-class _Seen:
-    """The set of addresses seen, with where each was first seen, on disk in
-    TMPDIR. Any failure to write it (full, missing, read-only) is one
-    DigestError that names the folder."""
-
-    def __init__(self) -> None:
-        self._folder = tempfile.gettempdir()
-        try:
-            self._dir = tempfile.mkdtemp(prefix="digest-seen-")
-        except OSError as exc:
-            raise self._failed(exc) from exc
-        try:
-            self._db = sqlite3.connect(Path(self._dir, "seen.sqlite3"), isolation_level=None)
-        except sqlite3.Error as exc:
-            shutil.rmtree(self._dir, ignore_errors=True)
-            raise self._failed(exc) from exc
-        # Removed however the rows end: read to the end, closed, or dropped unread.
-        self._cleanup = weakref.finalize(self, _remove, self._db, self._dir)
-        try:
-            self._db.execute("PRAGMA journal_mode=OFF")
-            self._db.execute("PRAGMA synchronous=OFF")
-            self._db.execute("CREATE TABLE seen (key TEXT PRIMARY KEY, at TEXT) WITHOUT ROWID")
-            self._db.execute("BEGIN")
-        except sqlite3.Error as exc:
-            self._cleanup()
-            raise self._failed(exc) from exc
-
-    def _failed(self, exc: OSError | sqlite3.Error) -> DigestError:
-        if isinstance(exc, OSError):
-            why = exc.strerror or str(exc)
-        elif getattr(exc, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
-            why = os.strerror(errno.ENOSPC)
-        else:
-            why = str(exc)
-        return DigestError(f"cannot write the temporary de-duplication set in TMPDIR "
-                           f"({self._folder}): {why}; free space or set TMPDIR")
-
-    def first(self, key: str, at: str) -> str | None:
-        """None the first time ``key`` is offered; after that, where it was first."""
-        try:
-            cursor = self._db.execute("INSERT OR IGNORE INTO seen VALUES (?, ?)", (key, at))
-            if cursor.rowcount:
-                return None
-            row = self._db.execute("SELECT at FROM seen WHERE key=?", (key,)).fetchone()
-        except sqlite3.Error as exc:
-            raise self._failed(exc) from exc
-        return str(row[0])
-
-    def __enter__(self) -> _Seen:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._cleanup()
-
-
-def _remove(db: sqlite3.Connection, folder: str) -> None:
-    db.close()
-    shutil.rmtree(folder, ignore_errors=True)
 
 
 def read_subscribers(

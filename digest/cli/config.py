@@ -13,7 +13,7 @@ click; this module reads the file and holds the result.
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -27,6 +27,7 @@ if TYPE_CHECKING:  # the pipeline is imported when a command runs, not for --hel
     from digest.content.folder import Source
     from digest.content.selection import IssueOptions
     from digest.email.options import RenderOptions
+    from digest.email.signing import Key
 
 DEFAULT_CONFIG = Path("digest.toml")
 MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes
@@ -64,12 +65,15 @@ class Settings:
         return IssueOptions(self.as_of, self.since, self.tags, self.exclude_tags, self.limit,
                             self.summary_words)
 
-    def render(self) -> RenderOptions:
+    def render(self, keys: Sequence[Key] | None = None) -> RenderOptions:
+        """How the digest looks; with ``keys``, its links are signed."""
+        from digest.email.links import make_signer
         from digest.email.message import Identity
         from digest.email.options import RenderOptions
 
         identity = Identity(self.name, self.sender, self.reply_to, self.site_url)
-        return RenderOptions(identity, self.templates)
+        signer = make_signer(keys, identity) if keys else None
+        return RenderOptions(identity, self.templates, signer)
 
 
 def read_config(path: Path, known: Iterable[str]) -> dict[str, object]:

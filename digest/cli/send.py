@@ -28,6 +28,7 @@ from digest.errors import ConfigError
 
 if TYPE_CHECKING:
     from digest.delivery.report import SendReport
+    from digest.delivery.request import SendRequest
     from digest.delivery.sender import Tally
 
 
@@ -125,9 +126,7 @@ def _progress_printer(quiet: bool, every: float) -> Callable[[Tally, int], None]
 @state_option
 @click.pass_obj
 @reports_errors
-def send(obj: dict[str, Any] | None, /, lists: tuple[Path, ...], transport: str,
-         campaign: str | None, state: Path, report_file: Path | None, quiet: bool,
-         dry_run: bool, **params: Any) -> None:
+def send(obj: dict[str, Any] | None, /, **params: Any) -> None:
     """Send one personalised message per subscriber.
 
     Every step is journalled in --state, so a rerun after a crash sends to
@@ -143,19 +142,32 @@ def send(obj: dict[str, Any] | None, /, lists: tuple[Path, ...], transport: str,
           --transport smtp://news@mail.example.org:587 --rate 50 --report run.json
     """
     from digest.delivery.campaign import send as send_issue
-    from digest.delivery.request import Cadence, SendRequest
-    from digest.delivery.sender import SendOptions
-    from digest.delivery.transport import make_transport
 
+    quiet, report_file = params.pop("quiet"), params.pop("report_file")
     if report_file is not None and not report_file.parent.is_dir():
         raise ConfigError(f"the folder of {report_file} does not exist; create it first",
                           source="--report")
     now = datetime.now(UTC)
+    every = params.pop("progress_every")
+    request = _request(obj, params, now)
+    report = send_issue(request, now=now, warn=warn, say=None if quiet else click.echo,
+                        on_tick=_progress_printer(quiet, every))
+    _finish(report, report_file, request.transport.description, quiet)
+
+
+def _request(obj: dict[str, Any] | None, params: dict[str, Any], now: datetime) -> SendRequest:
+    """The options, resolved into one SendRequest. Sending to a list needs a
+    key for its links; a Maildir preview may go without, with placeholders."""
+    from digest.cli.secret import signing_keys
+    from digest.delivery.connect import make_transport
+    from digest.delivery.request import Cadence, SendRequest
+    from digest.delivery.sender import SendOptions
+    from digest.email.signing import HOW_TO
+
+    spec, dry_run = params.pop("transport"), params.pop("dry_run")
     password = os.environ.get("DIGEST_SMTP_PASSWORD") or (obj or {}).get("smtp_password")
-    connection = make_transport(
-        transport, password=password, tls_policy=params.pop("tls_policy"),
-        ca_file=params.pop("ca_file"), timeout=params["timeout"],
-    )
+    transport = make_transport(spec, password=password, tls_policy=params.pop("tls_policy"),
+                               ca_file=params.pop("ca_file"), timeout=params["timeout"])
     options = SendOptions(
         concurrency=params.pop("concurrency"), rate=params.pop("rate"),
         max_attempts=params.pop("max_attempts"),
@@ -163,15 +175,19 @@ def send(obj: dict[str, Any] | None, /, lists: tuple[Path, ...], transport: str,
         retry_delay=params.pop("retry_delay"),
     )
     cadence = Cadence(params.pop("min_interval"), params.pop("max_age"))
-    every = params.pop("progress_every")
+    lists, state, campaign = tuple(params.pop("lists")), params.pop("state"), params.pop("campaign")
     list_format, journal = params.pop("list_format"), not params.pop("no_journal")
+    keys = signing_keys(obj)
+    if keys is None and not dry_run:
+        if not spec.startswith("maildir:"):
+            raise ConfigError(f"sending to a list needs a key to sign its unsubscribe links; "
+                              f"{HOW_TO}", source="--transport")
+        warn("no link-signing key (DIGEST_SECRET or secret-file): the unsubscribe links in "
+             "this Maildir preview are placeholders that no server accepts")
     settings = settings_from(params, now)
-    request = SendRequest(settings.source(), settings.issue(), settings.render(), tuple(lists),
-                          connection, state, campaign, dry_run, options, list_format, journal,
-                          cadence)
-    report = send_issue(request, now=now, warn=warn, say=None if quiet else click.echo,
-                        on_tick=_progress_printer(quiet, every))
-    _finish(report, report_file, connection.description, quiet)
+    return SendRequest(settings.source(), settings.issue(), settings.render(keys), lists,
+                       transport, state, campaign, dry_run, options, list_format, journal,
+                       cadence)
 
 
 def _finish(report: SendReport, report_file: Path | None, where: str, quiet: bool) -> None:

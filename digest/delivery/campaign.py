@@ -34,11 +34,14 @@ from digest.email.variants import Variants
 from digest.email.wrap import Wrapper, wrap
 from digest.errors import ConfigError, DigestError, TooManyConnectionErrors
 from digest.model import Subscriber
-from digest.state.records import Entry, stamp
-from digest.state.store import JournalStore as Journal
-from digest.state.store import SuppressionStore, open_store
+from digest.state.records import Entry, now_stamp, stamp
+from digest.state.store import Store, SuppressionStore, open_store
 
 REPORTED_SKIPS = 100
+
+
+Chosen = Callable[[str], tuple[str, ...] | None]
+PAGE = 256  # recipients between two looks at the suppression list during a send
 
 
 class SuppressionCheck(Protocol):
@@ -48,8 +51,10 @@ class SuppressionCheck(Protocol):
 
 
 def _entries(rows: Iterator[ListRow], variants: Variants, suppressions: SuppressionCheck,
-             warn: Warn) -> Iterator[Entry]:
-    """Journal entries for the list's rows, with each person's status decided."""
+             chosen: Chosen, warn: Warn) -> Iterator[Entry]:
+    """Journal entries for the list's rows, with each person's status decided.
+    A subscriber's own choice on the preferences page (``chosen``) overrides
+    the tags their list gives them."""
     domain = variants.identity.domain
     said: list[tuple[str, str, str]] = []  # unsubscribes from the lists, added in batches
     for row in rows:
@@ -59,6 +64,9 @@ def _entries(rows: Iterator[ListRow], variants: Variants, suppressions: Suppress
         if row.problem is not None or subscriber is None:
             warn(f"skipped {row.problem}")
             continue
+        own = chosen(subscriber.email)
+        if own is not None:
+            subscriber = Subscriber(subscriber.email, subscriber.name, own)
         email, tags = subscriber.email, ";".join(subscriber.tags)
         if row.suppress:
             said.append((email, row.suppress, f"list:{row.path.name}"))
@@ -110,14 +118,14 @@ def send(
             rows = iter_subscribers(list(request.lists), list_format=request.list_format,
                                     known_tags=known_tags(loaded))
             journal.pin(plan.record(now))
-            journal.add(plan.campaign, _entries(rows, variants, suppressions, warn),
-                        queued_at=stamp(now))
+            entries = _entries(rows, variants, suppressions, store.preferences.get, warn)
+            journal.add(plan.campaign, entries, queued_at=stamp(now))
             recovered = journal.recover(plan.campaign)
             store.apply_suppressions(plan.campaign)
             todo = journal.count_todo(plan.campaign)
             if todo and plan.resumed is not None and say is not None:
                 say(_resuming(plan))
-            run = _deliver(journal, plan.campaign, variants, request, todo, on_tick)
+            run = _deliver(store, plan.campaign, variants, request, todo, on_tick)
             suppressions.add((email, "bounced", f"campaign:{plan.campaign}")
                              for email in journal.bounced(plan.campaign))
             counts = journal.counts(plan.campaign)
@@ -161,7 +169,7 @@ class _Run:
     stopped: DigestError | None = None
 
 
-def _deliver(journal: Journal, campaign: str, variants: Variants, request: SendRequest,
+def _deliver(store: Store, campaign: str, variants: Variants, request: SendRequest,
              todo: int, on_tick: Callable[[Tally, int], None] | None) -> _Run:
     """Send to the ``todo`` people still owed the issue. An error that stops the
     run part-way is kept, not raised, so the bounces seen so far are still
@@ -169,8 +177,8 @@ def _deliver(journal: Journal, campaign: str, variants: Variants, request: SendR
     tally = Tally()
     sending = time.monotonic()
     try:
-        jobs = _jobs(journal, campaign, variants, request.wrappers)
-        sender = Sender(journal, campaign, request.transport, request.options, tally)
+        jobs = _jobs(store, campaign, variants, request.wrappers)
+        sender = Sender(store.journal, campaign, request.transport, request.options, tally)
         run_jobs(sender, jobs, on_tick=(lambda t: on_tick(t, todo)) if on_tick else None)
     except TooManyConnectionErrors as exc:
         return _Run(tally, todo, time.monotonic() - sending, aborted=str(exc))
@@ -179,14 +187,22 @@ def _deliver(journal: Journal, campaign: str, variants: Variants, request: SendR
     return _Run(tally, todo, time.monotonic() - sending)
 
 
-def _jobs(journal: Journal, campaign: str, variants: Variants,
+def _jobs(store: Store, campaign: str, variants: Variants,
           wrappers: Sequence[Wrapper]) -> Iterator[Job]:
-    for email, name, tags, resend in journal.todo(campaign):
-        prefs = tuple(t for t in tags.split(";") if t)
+    """One job per recipient still owed the issue. Before each page of them,
+    the unsubscribes made since the last look (on the web, say) are applied,
+    so they stop mail to anyone not yet sent within one page."""
+    mark = now_stamp()
+    for index, pending in enumerate(store.journal.todo(campaign, chunk=PAGE), start=1):
+        prefs = tuple(t for t in pending.tags.split(";") if t)
         template = variants.template(prefs)
         if template is not None:
-            envelope = template.personalize(Subscriber(email, name, prefs))
-            yield Job(wrap(envelope, wrappers) if wrappers else envelope, resend=resend)
+            subscriber = Subscriber(pending.email, pending.name, prefs)
+            envelope = template.personalize(subscriber, pending.rid)
+            yield Job(wrap(envelope, wrappers) if wrappers else envelope, resend=pending.resend)
+        if index % PAGE == 0:  # the journal reads its next page after this
+            looked, mark = mark, now_stamp()
+            store.apply_suppressions(campaign, since=looked)
 
 
 def _dry_run(request: SendRequest, loaded: LoadResult, now: datetime,
@@ -205,7 +221,8 @@ def _dry_run(request: SendRequest, loaded: LoadResult, now: datetime,
         rows = iter_subscribers(list(request.lists), list_format=request.list_format,
                                 known_tags=known_tags(loaded))
         counts: dict[str, int] = {}
-        for entry in _entries(rows, variants, _ReadOnly(suppressions), warn):
+        entries = _entries(rows, variants, _ReadOnly(suppressions), store.preferences.get, warn)
+        for entry in entries:
             status = entry.status
             if status == "pending":
                 to_do, known = journal.still_to_do(plan.campaign, entry.email)

@@ -14,16 +14,30 @@ from __future__ import annotations
 
 import ipaddress
 import re
+from collections.abc import Sequence
+from typing import Protocol
 from urllib.parse import quote, urlsplit, urlunsplit
 
 from digest.email.headers import ascii_domain
-from digest.email.signing import Signer
+from digest.email.signing import Key, Signer
 from digest.errors import ConfigError, HeaderError
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 # A URL made only of characters that may appear raw in one (RFC 3986).
 _URL_PLAIN = re.compile(r"[A-Za-z0-9\-._~:/?#\[\]@!$&'()*+,;=%]+")
 PLACEHOLDER = "PLACEHOLDER-no-secret-set"
+
+
+class Listed(Protocol):
+    """A newsletter, as far as its links care: ``message.Identity`` is one."""
+
+    @property
+    def list_key(self) -> str: ...
+
+
+def make_signer(keys: Sequence[Key], newsletter: Listed) -> Signer:
+    """The signer of one newsletter's links: a token for one list fails on another."""
+    return Signer(keys, newsletter.list_key)
 
 
 class Links:
@@ -41,18 +55,34 @@ class Links:
         URL, or http on loopback for trials)."""
         return self.site is not None
 
+    @property
+    def unsubscribe_base(self) -> str:
+        """What every unsubscribe link starts with; the recipient's token follows."""
+        return f"{self.site}/unsubscribe/" if self.site else self._mailto
+
+    @property
+    def preferences_base(self) -> str:
+        return f"{self.site}/preferences/" if self.site else ""
+
+    def tokens(self, rid: str) -> tuple[str, str]:
+        """A recipient's (unsubscribe, preferences) tokens: signed, or placeholders."""
+        return self.signer.tokens(rid) if self.signer is not None else (PLACEHOLDER, PLACEHOLDER)
+
+    def header(self, unsubscribe: str) -> str:
+        """List-Unsubscribe (RFC 2369), with RFC 8058 one-click when there is a web
+        page to POST to, for a recipient's unsubscribe token."""
+        mailto = self._mailto + unsubscribe
+        if self.site is None:
+            return f"List-Unsubscribe: <{mailto}>\r\n"
+        return (f"List-Unsubscribe: <{self.site}/unsubscribe/{unsubscribe}>,\r\n <{mailto}>\r\n"
+                "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+
     def for_recipient(self, rid: str) -> tuple[str, str, str]:
         """(unsubscribe URL, preferences URL, unsubscribe mailto); without a site
         the unsubscribe link is the mailto and there is no preferences page."""
-        if self.signer is not None:
-            unsubscribe, preferences = self.signer.tokens(rid)
-        else:
-            unsubscribe = preferences = PLACEHOLDER
-        mailto = self._mailto + unsubscribe
-        if self.site is None:
-            return mailto, "", mailto
-        return (f"{self.site}/unsubscribe/{unsubscribe}",
-                f"{self.site}/preferences/{preferences}", mailto)
+        unsubscribe, preferences = self.tokens(rid)
+        preferences_url = self.preferences_base + preferences if self.site else ""
+        return self.unsubscribe_base + unsubscribe, preferences_url, self._mailto + unsubscribe
 
 
 def site_base(url: str) -> str:

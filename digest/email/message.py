@@ -92,6 +92,8 @@ def _qp_value(text: str) -> bytes:
 
 
 _HTML_SPECIAL = re.compile(r"[&<>\"']")
+# Link tokens are URL-safe base64 and dots: nothing to escape in QP or HTML.
+_TOKENS = frozenset({"unsubscribe_token", "preferences_token"})
 _EXAMPLES = {
     "--from": ("from", "Harbour Weekly <news@example.org>"),
     "--reply-to": ("reply-to", "Newsroom <newsroom@example.org>"),
@@ -143,6 +145,12 @@ class Identity:
     sender: str
     reply_to: str | None = None
     site_url: str | None = None
+
+    @property
+    def list_key(self) -> str:
+        """The List-Id identifier, e.g. ``harbour-weekly.example.org``: what
+        tells this newsletter's links from another's."""
+        return f"{slugify(self.name) or 'digest'}.{self.domain}"
 
     @property
     def address(self) -> str:
@@ -221,8 +229,11 @@ class MessageTemplate:
         self.domain = identity.domain
         self.sender = identity.address
         self.links = links or Links(identity.site_url, self.sender, signer)
+        self._id_hash = hashlib.sha256(f"{campaign}\0".encode())
         self._text_part = _compile_part(rendered.text)
         self._html_part = _compile_part(rendered.html)
+        fields = {*self._text_part.fields, *self._html_part.fields}
+        self._whole_links = bool(fields & {"unsubscribe_url", "preferences_url"})
         boundary = "=_digest_" + hashlib.sha256(
             (rendered.text + rendered.html).encode()
         ).hexdigest()[:24]
@@ -254,7 +265,7 @@ class MessageTemplate:
         fields += [
             unstructured("Subject", header_value("Subject", subject)),
             f"Date: {format_datetime(sent_at)}\r\n",
-            list_id(name, f"{slugify(name) or 'digest'}.{self.domain}"),
+            list_id(name, ident.list_key),
         ]
         return "".join(fields).encode("ascii")
 
@@ -263,24 +274,30 @@ class MessageTemplate:
         """The personal values of one recipient, ``rid`` being their opaque id
         in the state (see digest.email.signing)."""
         name = subscriber.name
-        unsubscribe, preferences, mailto = self.links.for_recipient(rid)
-        return {
+        unsubscribe, preferences = self.links.tokens(rid)
+        values = {
             "greeting": f"Hi {name}," if name else "Hi there,",
             "name": name,
             "email": subscriber.email,
-            "unsubscribe_url": unsubscribe,
-            "preferences_url": preferences,
-            "unsubscribe_mailto": mailto,
+            "unsubscribe_token": unsubscribe,
+            "preferences_token": preferences,
         }
+        if self._whole_links:  # templates rendered without the links' static bases
+            values["unsubscribe_url"] = self.links.unsubscribe_base + unsubscribe
+            values["preferences_url"] = self.links.preferences_base + preferences
+        return values
 
     def personalize(self, subscriber: Subscriber, rid: str = "") -> Envelope:
         if _CONTROL.search(subscriber.name) or _CONTROL.search(subscriber.email):
             raise HeaderError(f"recipient {subscriber.email!r} would break a header")
         values = self.values(subscriber, rid)
-        msgid = message_id(self.campaign, subscriber.email, self.domain)
+        msgid = self._message_id(subscriber.email)
         encoded: dict[tuple[str, bool], bytes] = {}
         for key in self._needed:
             value = values[key[0]]
+            if key[0] in _TOKENS and len(value) <= 75:
+                encoded[key] = value.encode() + _SOFT_BREAK  # URL-safe: plain QP and HTML
+                continue
             if key[1] and _HTML_SPECIAL.search(value):
                 value = _html.escape(value)
             elif key[1] and (key[0], False) in encoded:
@@ -291,19 +308,17 @@ class MessageTemplate:
         pieces[1] = (
             f"{to_field(subscriber.name, subscriber.email)}"
             f"Message-ID: {msgid}\r\n"
-            f"{self._list_unsubscribe(values)}"
+            f"{self.links.header(values['unsubscribe_token'])}"
         ).encode()
         for index, key in self._slots:
             pieces[index] = encoded[key]
         return Envelope(self.sender, subscriber.email, msgid, b"".join(pieces))
 
-    def _list_unsubscribe(self, values: dict[str, str]) -> str:
-        """RFC 2369 with RFC 8058 one-click when there is a web page to POST to."""
-        mailto = values["unsubscribe_mailto"]
-        if not self.links.one_click:
-            return f"List-Unsubscribe: <{mailto}>\r\n"
-        return (f"List-Unsubscribe: <{values['unsubscribe_url']}>,\r\n <{mailto}>\r\n"
-                "List-Unsubscribe-Post: List-Unsubscribe=One-Click\r\n")
+    def _message_id(self, email: str) -> str:
+        """``message_id`` for this campaign, with the campaign's part hashed once."""
+        digest = self._id_hash.copy()
+        digest.update(address_key(email).encode())
+        return f"<{digest.hexdigest()[:32]}@{self.domain}>"
 
     def _prepare_plan(self) -> None:
         """The message as a list of static pieces with a hole per personal value,

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from digest.email.message import Identity
+from digest.email.signing import Signer
 from digest.errors import ConfigError
 
 
@@ -16,6 +17,7 @@ class RenderOptions:
 
     identity: Identity
     templates: Path | None = None
+    signer: Signer | None = None  # signs every link; None gives marked placeholders
 
     def check(self) -> None:
         if self.templates is not None and not self.templates.is_dir():

@@ -26,7 +26,8 @@ from digest.content.compose import Digest
 from digest.errors import TemplateError
 
 TEMPLATES = {"html": "digest.html.j2", "text": "digest.txt.j2", "subject": "subject.txt.j2"}
-PLACEHOLDER_FIELDS = ("greeting", "name", "email", "unsubscribe_url", "preferences_url")
+PLACEHOLDER_FIELDS = ("greeting", "name", "email", "unsubscribe_url", "preferences_url",
+                      "unsubscribe_token", "preferences_token")
 # Private-use code points: valid in HTML and XML (so lxml keeps them), untouched
 # by escaping, and never produced by the content itself (articles strip them).
 TOKEN_OPEN, TOKEN_CLOSE = "\ue000", "\ue001"
@@ -38,13 +39,23 @@ def token(field: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class RecipientTokens:
-    """What templates see as ``recipient``: a token per personal field."""
+    """What templates see as ``recipient``: a token per personal field.
+
+    A link is its newsletter's static base followed by the recipient's token
+    (see ``linked``), so only the short token is encoded per recipient; the
+    plain tokens stand for whole links where no base is known.
+    """
 
     greeting: str = token("greeting")
     name: str = token("name")
     email: str = token("email")
     unsubscribe_url: str = token("unsubscribe_url")
     preferences_url: str = token("preferences_url")
+
+    @classmethod
+    def linked(cls, unsubscribe_base: str, preferences_base: str) -> RecipientTokens:
+        return cls(unsubscribe_url=unsubscribe_base + token("unsubscribe_token"),
+                   preferences_url=preferences_base + token("preferences_token"))
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,8 +158,9 @@ def inline_css(html: str) -> str:
     return inlined
 
 
-def render_digest(env: jinja2.Environment, digest: Digest) -> Rendered:
-    context: dict[str, object] = {"digest": digest, "recipient": RecipientTokens()}
+def render_digest(env: jinja2.Environment, digest: Digest,
+                  recipient: RecipientTokens | None = None) -> Rendered:
+    context: dict[str, object] = {"digest": digest, "recipient": recipient or RecipientTokens()}
     subject = render_template(env, TEMPLATES["subject"], context)
     html = render_template(env, TEMPLATES["html"], context)
     text = render_template(env, TEMPLATES["text"], context)

@@ -14,9 +14,10 @@ from datetime import datetime
 
 from digest.content.compose import compose
 from digest.content.selection import IssueOptions
+from digest.email.links import Links
 from digest.email.message import MessageTemplate
 from digest.email.options import RenderOptions
-from digest.email.render import make_environment, render_digest
+from digest.email.render import RecipientTokens, make_environment, render_digest
 from digest.model import Article
 
 
@@ -25,6 +26,7 @@ class Variants:
 
     def __init__(self, render: RenderOptions, issue: IssueOptions, articles: Sequence[Article],
                  *, campaign: str, sent_at: datetime) -> None:
+        """``render.signer`` signs the links; without one they are placeholders."""
         self.render = render
         self.issue = issue
         self.articles = tuple(articles)
@@ -32,6 +34,9 @@ class Variants:
         self.campaign = campaign
         self.sent_at = sent_at
         self._env = make_environment(render.templates)
+        self.links = Links(self.identity.site_url, self.identity.address, render.signer)
+        self._recipient = RecipientTokens.linked(self.links.unsubscribe_base,
+                                                 self.links.preferences_base)
         self._by_prefs: dict[tuple[str, ...], MessageTemplate | None] = {}
         self._by_set: dict[tuple[int, ...], MessageTemplate] = {}
 
@@ -60,7 +65,7 @@ class Variants:
                              as_of=issue.as_of, summary_words=issue.summary_words,
                              site_url=identity.site_url)
             self._by_set[chosen] = MessageTemplate(
-                render_digest(self._env, digest), identity=self.identity,
-                campaign=self.campaign, sent_at=self.sent_at,
+                render_digest(self._env, digest, self._recipient), identity=self.identity,
+                campaign=self.campaign, sent_at=self.sent_at, links=self.links,
             )
         return self._by_set[chosen]

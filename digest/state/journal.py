@@ -26,6 +26,8 @@ from digest.state.records import (
     STATUSES,
     CampaignRecord,
     Entry,
+    Pending,
+    Reader,
     RecipientRecord,
     Update,
 )
@@ -61,6 +63,8 @@ CREATE TABLE IF NOT EXISTS campaigns (
     created_at  TEXT NOT NULL
 ) WITHOUT ROWID;
 """
+# A recipient's opaque id in their links (see email/signing.py): 72 random bits.
+_NEW_RID = "lower(hex(randomblob(9)))"
 # Added after the first release; an older journal gains them when it is opened.
 _CAMPAIGN_COLUMNS = (
     ("series", "TEXT"),  # the lists and tags: one series, one newsletter, issue after issue
@@ -115,6 +119,9 @@ class SqliteJournal:
         for name, kind in _CAMPAIGN_COLUMNS:
             if name not in known:
                 self._db.execute(f"ALTER TABLE campaigns ADD COLUMN {name} {kind}")
+        if "rid" not in {row[1] for row in self._db.execute("PRAGMA table_info(deliveries)")}:
+            self._db.execute("ALTER TABLE deliveries ADD COLUMN rid TEXT")
+        self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS deliveries_rid ON deliveries (rid)")
 
     def _record_columns(self) -> str:
         """The campaign columns to select; NULL for those an older journal lacks."""
@@ -146,7 +153,8 @@ class SqliteJournal:
         with self._transaction():
             self._db.executemany(
                 "INSERT INTO deliveries (campaign, key, email, name, tags, message_id, status,"
-                " last_reply, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?9, ?9)"
+                " last_reply, created_at, updated_at, rid)"
+                f" VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?9, ?9, {_NEW_RID})"
                 " ON CONFLICT (campaign, key) DO UPDATE SET status=excluded.status,"
                 " last_reply=excluded.last_reply, updated_at=excluded.updated_at"
                 " WHERE excluded.status='suppressed'"
@@ -155,24 +163,39 @@ class SqliteJournal:
             )
         return len(batch)
 
-    def todo(self, campaign: str, chunk: int = 1000) -> Iterator[tuple[str, str, str, bool]]:
-        """(email, name, tags, is_resend) of each recipient this run must send to.
+    def todo(self, campaign: str, chunk: int = 1000) -> Iterator[Pending]:
+        """Each recipient this run must send to, a page of ``chunk`` at a time.
 
         Pages by primary key, so rows updated while we iterate are neither
-        skipped nor seen twice.
+        skipped nor seen twice, and a row suppressed meanwhile is not fetched.
         """
+        self._give_rids(campaign)
         last = ""
         while True:
             rows = self._db.execute(
-                "SELECT key, email, name, tags, status FROM deliveries WHERE campaign=? AND key>?"
-                f" AND {_TO_DO} ORDER BY key LIMIT ?",
+                "SELECT key, email, name, tags, status, rid FROM deliveries WHERE campaign=?"
+                f" AND key>? AND {_TO_DO} ORDER BY key LIMIT ?",
                 (campaign, last, chunk),
             ).fetchall()
             if not rows:
                 return
-            for _, email, name, tags, status in rows:
-                yield email, name, tags, status == "ambiguous"
+            for _, email, name, tags, status, rid in rows:
+                yield Pending(email, name, tags, status == "ambiguous", rid)
             last = rows[-1][0]
+
+    def _give_rids(self, campaign: str) -> None:
+        """Rows journalled before recipients had ids get theirs now."""
+        if self._db.execute("SELECT 1 FROM deliveries WHERE campaign=? AND rid IS NULL LIMIT 1",
+                            (campaign,)).fetchone():
+            with self._transaction():
+                self._db.execute(f"UPDATE deliveries SET rid={_NEW_RID} WHERE campaign=?"
+                                 " AND rid IS NULL", (campaign,))
+
+    def reader(self, rid: str) -> Reader | None:
+        """Who a link's recipient id stands for, and in which campaign."""
+        row = self._db.execute("SELECT rid, campaign, email, name, tags FROM deliveries"
+                               " WHERE rid=?", (rid,)).fetchone()
+        return Reader(*row) if row else None
 
     def still_to_do(self, campaign: str, email: str) -> tuple[bool, str | None]:
         """(whether a run would send to ``email``, its status if it has a row)."""

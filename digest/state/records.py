@@ -51,6 +51,26 @@ class CampaignRecord:
     closed_reason: str | None = None
 
 
+class Pending(NamedTuple):
+    """A recipient a run must send to; ``rid`` is their id in links."""
+
+    email: str
+    name: str
+    tags: str  # preference slugs joined by ";"
+    resend: bool  # an ambiguous recipient's one extra try
+    rid: str
+
+
+class Reader(NamedTuple):
+    """The recipient a link's id stands for."""
+
+    rid: str
+    campaign: str
+    email: str
+    name: str
+    tags: str
+
+
 class Entry(NamedTuple):
     """One recipient as a run first records them."""
 

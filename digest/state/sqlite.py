@@ -13,6 +13,7 @@ from pathlib import Path
 
 from digest.state.journal import SqliteJournal
 from digest.state.lock import StateLock
+from digest.state.preferences import SqlitePreferences
 from digest.state.suppressions import SqliteSuppressions
 
 JOURNAL = "journal.sqlite3"
@@ -31,6 +32,7 @@ class SqliteStore:
         self.memory_journal = memory_journal
         self._journal: SqliteJournal | None = None
         self._suppressions: SqliteSuppressions | None = None
+        self._preferences: SqlitePreferences | None = None
 
     @property
     def journal(self) -> SqliteJournal:
@@ -48,20 +50,29 @@ class SqliteStore:
             self._suppressions = SqliteSuppressions(path, readonly=self.readonly, memory=memory)
         return self._suppressions
 
+    @property
+    def preferences(self) -> SqlitePreferences:
+        if self._preferences is None:
+            path = self.location / SUPPRESSIONS  # the audience's own database
+            self._preferences = SqlitePreferences(path, readonly=self.readonly)
+        return self._preferences
+
     def has_journal(self) -> bool:
         return (self.location / JOURNAL).is_file()
 
     def lock(self) -> StateLock:
         return StateLock(self.location / LOCK)
 
-    def apply_suppressions(self, campaign: str) -> int:
+    def apply_suppressions(self, campaign: str, since: str | None = None) -> int:
         if self._suppressions is None and not (self.location / SUPPRESSIONS).is_file():
             return 0  # nothing was ever suppressed here, and nothing need be created
+        if since is not None:
+            return self.journal.suppress(campaign, [self.suppressions.added_since(since)])
         return self.journal.suppress(campaign, self.suppressions.keyed())
 
     def close(self) -> None:
         """Close whatever was opened; closing twice is harmless."""
-        for opened in (self._journal, self._suppressions):
+        for opened in (self._journal, self._suppressions, self._preferences):
             if opened is not None:
                 opened.close()
-        self._journal = self._suppressions = None
+        self._journal = self._suppressions = self._preferences = None

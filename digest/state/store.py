@@ -17,6 +17,8 @@ from digest.state.records import (
     STATUSES,
     CampaignRecord,
     Entry,
+    Pending,
+    Reader,
     RecipientRecord,
     Suppression,
     Update,
@@ -56,8 +58,11 @@ class JournalStore(Protocol):
 
     def count_todo(self, campaign: str) -> int: ...
 
-    def todo(self, campaign: str, chunk: int = 1000) -> Iterator[tuple[str, str, str, bool]]:
-        """(email, name, tags, is_resend) of each recipient this run must send to."""
+    def todo(self, campaign: str, chunk: int = 1000) -> Iterator[Pending]:
+        """Each recipient this run must send to, a page of ``chunk`` at a time."""
+
+    def reader(self, rid: str) -> Reader | None:
+        """Who a link's recipient id stands for, and in which campaign."""
 
     def still_to_do(self, campaign: str, email: str) -> tuple[bool, str | None]:
         """(whether a run would send to ``email``, its status if it has a row)."""
@@ -89,7 +94,25 @@ class SuppressionStore(Protocol):
 
     def reason(self, email: str) -> str | None: ...
 
+    def undo(self, email: str, source: str) -> bool:
+        """Remove the unsubscribe of ``email`` that ``source`` made, and no other."""
+
+    def added_since(self, mark: str) -> list[tuple[str, str]]:
+        """(key, reason) of the entries added at or after ``mark``."""
+
     def __iter__(self) -> Iterator[Suppression]: ...
+
+
+@runtime_checkable
+class PreferenceStore(Protocol):
+    """Subscribers' own tag choices, which override a list's tags column."""
+
+    def get(self, email: str) -> tuple[str, ...] | None:
+        """The tag slugs chosen, () for everything; None if they never chose."""
+
+    def set(self, email: str, tags: tuple[str, ...], source: str, at: str) -> None: ...
+
+    def count(self) -> int: ...
 
 
 @runtime_checkable
@@ -107,6 +130,9 @@ class Store(Protocol):
     @property
     def suppressions(self) -> SuppressionStore: ...
 
+    @property
+    def preferences(self) -> PreferenceStore: ...
+
     def has_journal(self) -> bool:
         """Whether anything was journalled here yet; a read-only store without
         one reads as an empty journal."""
@@ -114,9 +140,11 @@ class Store(Protocol):
     def lock(self) -> AbstractContextManager[object]:
         """One run at a time: entering raises LockedError while another holds it."""
 
-    def apply_suppressions(self, campaign: str) -> int:
+    def apply_suppressions(self, campaign: str, since: str | None = None) -> int:
         """Mark suppressed everyone still owed the issue whom the suppression list
-        names, whether or not a list still has them; return how many."""
+        names, whether or not a list still has them; return how many. With
+        ``since`` (a stamp), only the entries added since then: a running send
+        picks up unsubscribes made while it runs."""
 
     def close(self) -> None: ...
 

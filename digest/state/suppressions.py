@@ -24,6 +24,7 @@ CREATE TABLE IF NOT EXISTS suppressions (
     source     TEXT NOT NULL DEFAULT '',
     created_at TEXT NOT NULL
 ) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS suppressions_created ON suppressions (created_at);
 """
 _KEYED = 1  # user_version once every key is address_key(email)
 
@@ -117,6 +118,25 @@ class SqliteSuppressions:
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
         return self._db.total_changes - before
+
+    def undo(self, email: str, source: str) -> bool:
+        """Remove the unsubscribe of ``email`` that ``source`` made, and no other."""
+        try:
+            cursor = self._db.execute(
+                "DELETE FROM suppressions WHERE key=? AND source=? AND reason='unsubscribed'",
+                (address_key(email), source))
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+        return cursor.rowcount == 1
+
+    def added_since(self, mark: str) -> list[tuple[str, str]]:
+        """(key, reason) of every entry added at or after ``mark`` (a stamp), so a
+        running send can pick up unsubscribes made while it runs."""
+        try:
+            return self._db.execute("SELECT key, reason FROM suppressions WHERE created_at>=?",
+                                    (mark,)).fetchall()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
 
     def reason(self, email: str) -> str | None:
         try:

@@ -1,0 +1,77 @@
+"""Subscribers' own tag preferences, as they set them on the preferences page.
+
+They override a list's ``tags`` column at the next send. Kept beside the
+suppression list (the same database file), keyed by ``address_key``.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from digest.errors import DigestError
+from digest.model import address_key
+from digest.state.connect import connect, connect_readonly
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS preferences (
+    key        TEXT PRIMARY KEY,
+    email      TEXT NOT NULL,
+    tags       TEXT NOT NULL,  -- tag slugs joined by ";"; empty means everything
+    source     TEXT NOT NULL DEFAULT '',
+    updated_at TEXT NOT NULL
+) WITHOUT ROWID;
+"""
+
+
+class SqlitePreferences:
+    """The preference overrides of one state folder; ``memory`` is an empty set."""
+
+    def __init__(self, path: Path, *, readonly: bool = False, memory: bool = False) -> None:
+        self.path = path
+        try:
+            self._db = self._open(path, readonly=readonly, memory=memory)
+        except (OSError, sqlite3.DatabaseError) as exc:
+            raise DigestError(f"{path}: cannot open the preferences ({exc}); "
+                              "check --state") from exc
+
+    @staticmethod
+    def _open(path: Path, *, readonly: bool, memory: bool) -> sqlite3.Connection:
+        if readonly and not memory and path.is_file():
+            db = connect_readonly(path, "sqlite_master")
+            if db.execute("SELECT 1 FROM sqlite_master WHERE name='preferences'").fetchone():
+                return db
+            db.close()
+        if readonly or memory:  # nothing stored yet, and nothing may be created
+            db = sqlite3.connect(":memory:", isolation_level=None)
+        else:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            db = connect(path)
+        db.executescript(_SCHEMA)
+        return db
+
+    def get(self, email: str) -> tuple[str, ...] | None:
+        """The tag slugs ``email`` chose, () for everything; None if they never chose."""
+        row = self._db.execute("SELECT tags FROM preferences WHERE key=?",
+                               (address_key(email),)).fetchone()
+        if row is None:
+            return None
+        return tuple(t for t in str(row[0]).split(";") if t)
+
+    def set(self, email: str, tags: tuple[str, ...], source: str, at: str) -> None:
+        try:
+            self._db.execute(
+                "INSERT INTO preferences (key, email, tags, source, updated_at)"
+                " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET tags=excluded.tags,"
+                " source=excluded.source, updated_at=excluded.updated_at",
+                (address_key(email), email, ";".join(tags), source, at))
+        except sqlite3.Error as exc:
+            raise DigestError(f"{self.path}: cannot save the preferences ({exc}); free space "
+                              "on its disk or fix the permissions of --state") from exc
+
+    def count(self) -> int:
+        (count,) = self._db.execute("SELECT COUNT(*) FROM preferences").fetchone()
+        return int(count)
+
+    def close(self) -> None:
+        self._db.close()
