@@ -13,6 +13,9 @@ Cases (each run --repeat times; the table shows median, min and max):
 * journal   the same send with the journal in memory only; the overhead of
             the real journal. Target: <= 10%.
 * startup   ``digest --help``. Target: <= 0.3 s.
+* serve     one-click unsubscribe POSTs per second to ``digest serve`` on
+            loopback, from a client in another process, each for another
+            recipient of a real journal. Target: >= 500/s with 0 errors.
 
 smtp-sink and smtp-source come from Debian's postfix package
 (``apt-get install postfix``); without them the send cases are skipped.
@@ -23,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -67,6 +71,10 @@ def smtp_sink() -> Iterator[int]:
         process.wait(timeout=10)
 
 
+SITE_URL = "https://news.example.org"
+BENCH_KEY = "bench-only-key-" + "0123456789abcdef" * 2  # not a secret: links to nowhere
+
+
 def run_json(*args: str) -> dict[str, float]:
     out = subprocess.run([sys.executable, "-m", "bench.workers", *args], check=True,
                          capture_output=True, text=True).stdout
@@ -79,11 +87,13 @@ def digest_send(work: Path, port: int, concurrency: int, *, journal: bool) -> fl
     args = [sys.executable, "-m", "digest", "send", "--articles", str(work / "articles"),
             "--since", "14d", "--as-of", AS_OF, "--list", str(work / "list.csv"),
             "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(concurrency),
-            "--state", str(state), "--report", str(state / "report.json"), "--quiet"]
+            "--state", str(state), "--report", str(state / "report.json"), "--quiet",
+            "--site-url", SITE_URL]
     if not journal:
         args.append("--no-journal")
     state.mkdir()
-    subprocess.run(args, check=True)
+    # Signed links, as a real send has them.
+    subprocess.run(args, check=True, env={**os.environ, "DIGEST_SECRET": BENCH_KEY})
     report = json.loads((state / "report.json").read_text())
     shutil.rmtree(state)
     return float(report["sent"]) / float(report["send_s"])
@@ -102,6 +112,42 @@ def startup() -> float:
     subprocess.run([sys.executable, "-m", "digest", "--help"], check=True,
                    stdout=subprocess.DEVNULL)
     return time.perf_counter() - started
+
+
+@contextmanager
+def digest_serve(work: Path, state: Path) -> Iterator[int]:
+    """``digest serve`` in a process of its own, on a free loopback port."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "digest", "serve", "--listen", "127.0.0.1:0", "--state",
+         str(state), "--articles", str(work / "articles")],
+        stdout=subprocess.PIPE, text=True, env={**os.environ, "DIGEST_SECRET": BENCH_KEY})
+    try:
+        assert process.stdout is not None
+        found = re.search(r"http://127\.0\.0\.1:(\d+)/", process.stdout.readline())
+        if found is None:
+            raise SystemExit("digest serve did not start")
+        yield int(found[1])
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+
+
+def serve_case(table: Table, work: Path, options: argparse.Namespace) -> None:
+    """A journal of recipients from a send, then their one-click POSTs: each
+    repeat to recipients of its own, so every POST suppresses someone."""
+    count = options.oneclick
+    write_list(work / "readers.csv", count * options.repeat)
+    paths = work / "links.txt"
+    run_json("links", str(work / "articles"), str(work / "readers.csv"),
+             str(work / "serve-state"), str(paths), BENCH_KEY)
+    with digest_serve(work, work / "serve-state") as port:
+        samples = [run_json("oneclick", str(port), str(paths), str(n * count), str(count), "4")
+                   for n in range(options.repeat)]
+    rates, errors = [s["per_s"] for s in samples], sum(s["errors"] for s in samples)
+    if errors:
+        print(f"serve one-click: {errors:.0f} requests did not get a 200", file=sys.stderr)
+    table.add("serve one-click", "requests/s", rates, target=">= 500/s, 0 errors",
+              passed=statistics.median(rates) >= 500 and errors == 0)
 
 
 class Table:
@@ -165,7 +211,9 @@ def main() -> None:
                         help="subscribers in the memory case")
     parser.add_argument("--send", type=int, default=20_000, help="messages in the send cases")
     parser.add_argument("--concurrency", type=int, default=32)
-    parser.add_argument("--cases", default="build,memory,send,journal,startup")
+    parser.add_argument("--oneclick", type=int, default=3000,
+                        help="one-click POSTs per repeat in the serve case")
+    parser.add_argument("--cases", default="build,memory,send,journal,startup,serve")
     parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
     options = parser.parse_args()
     cases = set(options.cases.split(","))
@@ -197,6 +245,8 @@ def main() -> None:
             times = repeat(max(options.repeat, 5), startup)
             table.add("digest --help", "seconds", times, target="<= 0.3 s",
                       passed=statistics.median(times) <= 0.3)
+        if "serve" in cases:
+            serve_case(table, work, options)
     table.print()
     options.json.parent.mkdir(parents=True, exist_ok=True)
     options.json.write_text(json.dumps({"message_bytes": size, "rows": table.rows}, indent=2))

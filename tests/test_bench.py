@@ -9,21 +9,22 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+from tests.helpers import REPO
 
 
 def test_bench_runs_every_case_at_a_tiny_size(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    cases = "build,memory,send,journal,startup"
+    cases = "build,memory,send,journal,startup,serve"
     result = subprocess.run(
         [sys.executable, "-m", "bench", "--repeat", "1", "--messages", "200",
-         "--recipients", "300", "--send", "60", "--concurrency", "4", "--cases", cases,
+         "--recipients", "300", "--send", "60", "--concurrency", "4", "--oneclick", "20",
+         "--cases", cases,
          "--json", str(out)],
         cwd=REPO, capture_output=True, text=True, timeout=300, check=False,
     )
     assert result.returncode == 0, result.stderr
     rows = {row["case"].split(" (")[0]: row for row in json.loads(out.read_text())["rows"]}
-    expected = {"build", "memory", "stream", "digest --help"}
+    expected = {"build", "memory", "stream", "digest --help", "serve one-click"}
     if shutil.which("smtp-sink") or Path("/usr/sbin/smtp-sink").exists():
         expected |= {"smtp-source", "digest send", "send, no journal"}
     else:

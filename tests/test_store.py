@@ -183,3 +183,27 @@ def test_a_second_holder_of_the_lock_is_refused(tmp_path: Path) -> None:
         pass
     with open_store(tmp_path).lock():
         pass  # released on exit
+
+
+def test_undo_takes_back_a_web_unsubscribe_from_any_issue_and_nothing_else(
+    store: Store,
+) -> None:
+    from digest.audience.selfservice import SelfService
+
+    for campaign in ("week-48", "week-49"):
+        store.journal.add(campaign, [entry("ann@example.org"), entry("bo@example.org")],
+                          queued_at=QUEUED)
+    rids = {(p.email, campaign): p.rid for campaign in ("week-48", "week-49")
+            for p in store.journal.todo(campaign)}
+    service = SelfService(store)
+    last_week = service.reader(rids["ann@example.org", "week-48"])
+    this_week = service.reader(rids["ann@example.org", "week-49"])
+    assert last_week is not None and this_week is not None
+    assert service.unsubscribe(last_week) and not service.unsubscribe(this_week)
+    assert service.undo(this_week)  # last week's link did it; this week's Undo takes it back
+    assert not service.unsubscribed(this_week)
+
+    store.suppressions.add([("bo@example.org", "complained", "manual")])
+    bo = service.reader(rids["bo@example.org", "week-49"])
+    assert bo is not None and not service.undo(bo)
+    assert store.suppressions.reason("bo@example.org") == "complained"

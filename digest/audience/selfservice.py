@@ -2,8 +2,8 @@
 
 A link's token has already been checked (``digest.email.signing``) and gives
 the reader's opaque id; the state maps it to their address and campaign. An
-unsubscribe made here is recorded with its campaign as the source, so Undo
-removes that one entry and never a suppression made another way (a bounce, a
+unsubscribe made here is recorded with its campaign as the source (``web:``),
+so Undo removes it and never a suppression made another way (a bounce, a
 complaint, an operator's ``digest suppress add``).
 """
 
@@ -56,8 +56,9 @@ class SelfService:
         return self._store.suppressions.add([entry]) == 1
 
     def undo(self, reader: Reader) -> bool:
-        """Take back an unsubscribe made here, and nothing else."""
-        return self._store.suppressions.undo(reader.email, self._source(reader))
+        """Take back an unsubscribe made on the web, from this issue's link or an
+        earlier one's, and nothing else (a bounce, a complaint, a manual entry)."""
+        return self._store.suppressions.undo(reader.email, "web:")
 
     def unsubscribed(self, reader: Reader) -> bool:
         return self._store.suppressions.reason(reader.email) is not None

@@ -30,6 +30,7 @@ from digest.cli.kit import (
 from digest.cli.lists import subscribers, suppress
 from digest.cli.secret import secret
 from digest.cli.send import send
+from digest.cli.serve import serve
 from digest.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -248,7 +249,7 @@ def status(state: Path, campaign: str | None, fmt: str) -> None:
                    f"{p['reply'] or ''}")
 
 
-for command in (send, suppress, subscribers, campaign_group, secret):
+for command in (send, suppress, subscribers, campaign_group, secret, serve):
     cli.add_command(command)
 
 

@@ -95,7 +95,7 @@ class SuppressionStore(Protocol):
     def reason(self, email: str) -> str | None: ...
 
     def undo(self, email: str, source: str) -> bool:
-        """Remove the unsubscribe of ``email`` that ``source`` made, and no other."""
+        """Remove the unsubscribe of ``email`` whose source starts with ``source``."""
 
     def added_since(self, mark: str) -> list[tuple[str, str]]:
         """(key, reason) of the entries added at or after ``mark``."""

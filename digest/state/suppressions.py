@@ -120,11 +120,12 @@ class SqliteSuppressions:
         return self._db.total_changes - before
 
     def undo(self, email: str, source: str) -> bool:
-        """Remove the unsubscribe of ``email`` that ``source`` made, and no other."""
+        """Remove the unsubscribe of ``email`` whose source starts with ``source``
+        (``web:`` for any made on the web), and no other kind of entry."""
         try:
             cursor = self._db.execute(
-                "DELETE FROM suppressions WHERE key=? AND source=? AND reason='unsubscribed'",
-                (address_key(email), source))
+                "DELETE FROM suppressions WHERE key=? AND substr(source, 1, ?)=?"
+                " AND reason='unsubscribed'", (address_key(email), len(source), source))
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
         return cursor.rowcount == 1
