@@ -15,6 +15,8 @@ import os
 import re
 import shutil
 import sqlite3
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from contextlib import closing
@@ -24,7 +26,10 @@ from email.message import EmailMessage
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import uvicorn
 from click.testing import CliRunner, Result
+
+from digest.web.server import server
 
 if TYPE_CHECKING:
     from tests.smtpd import FaultyServer
@@ -32,6 +37,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parents[1]
 TESTS = REPO / "tests"
 AS_OF = "2026-11-28"
+"""The --as-of of the CLI tests: the sample articles' week ends here."""
 # The link-signing key every test send uses (a test fixture, not a secret).
 TEST_SECRET = "test-only-link-key-" + "0123456789abcdef" * 2
 
@@ -41,7 +47,6 @@ def digest_env(**extra: str) -> dict[str, str]:
     setting but the test link key, plus ``extra``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("DIGEST_")}
     return {**env, "DIGEST_SECRET": TEST_SECRET, **extra}
-"""The --as-of of the CLI tests: the sample articles' week ends here."""
 
 Mount = Callable[[str, int], Path]
 """conftest's `tiny_disk`: ``mount(name, kib)`` gives a tmpfs of that size."""
@@ -246,3 +251,15 @@ def phrase_and_address(head: bytes, name: str) -> tuple[str, str, str]:
     if phrase.startswith('"'):
         return phrase, re.sub(r"\\(.)", r"\1", phrase[1:-1]), address
     return phrase, rfc2047(phrase), address
+
+
+def running(app: object, sock: object) -> tuple[uvicorn.Server, threading.Thread]:
+    """``app`` on a real uvicorn server in a thread, on an already bound socket."""
+    instance = server(app)  # type: ignore[arg-type]
+    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not instance.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
+        time.sleep(0.005)
+    return instance, thread

@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from email import message_from_bytes, policy
@@ -31,9 +30,9 @@ from digest.email.links import make_signer
 from digest.email.message import Identity
 from digest.email.signing import Key, Signer
 from digest.web.app import WebConfig, make_app
-from digest.web.server import bind, server
+from digest.web.server import bind
 from digest.web.topics import Topics
-from tests.helpers import AS_OF, TEST_SECRET, TESTS
+from tests.helpers import AS_OF, TEST_SECRET, TESTS, running
 
 FIXTURES = TESTS / "fixtures" / "serve"
 KEY = TEST_SECRET
@@ -54,18 +53,6 @@ class Reply:
     status: int
     headers: dict[str, str]
     text: str
-
-
-def running(app: object, sock: object) -> tuple[uvicorn.Server, threading.Thread]:
-    """``app`` on a real uvicorn server in a thread, on an already bound socket."""
-    instance = server(app)  # type: ignore[arg-type]
-    thread = threading.Thread(target=instance.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not instance.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.005)
-    return instance, thread
 
 
 @dataclass
