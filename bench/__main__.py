@@ -12,6 +12,8 @@ Cases (each run --repeat times; the table shows median, min and max):
             Target: >= 40%.
 * journal   the same send with the journal in memory only; the overhead of
             the real journal. Target: <= 10%.
+* dkim      the send case with every message DKIM-signed (RSA-2048), as a
+            share of smtp-source's rate. Target: >= 30%.
 * startup   ``digest --help``. Target: <= 0.3 s.
 * serve     one-click unsubscribe POSTs per second to ``digest serve`` on
             loopback, from a client in another process, each for another
@@ -81,7 +83,8 @@ def run_json(*args: str) -> dict[str, float]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def digest_send(work: Path, port: int, concurrency: int, *, journal: bool) -> float:
+def digest_send(work: Path, port: int, concurrency: int, *, journal: bool,
+                extra: tuple[str, ...] = ()) -> float:
     """Messages per second of one ``digest send`` (its own measure of the run)."""
     state = work / f"state-{time.monotonic_ns()}"
     args = [sys.executable, "-m", "digest", "send", "--articles", str(work / "articles"),
@@ -91,6 +94,7 @@ def digest_send(work: Path, port: int, concurrency: int, *, journal: bool) -> fl
             "--site-url", SITE_URL]
     if not journal:
         args.append("--no-journal")
+    args += extra
     state.mkdir()
     # Signed links, as a real send has them.
     subprocess.run(args, check=True, env={**os.environ, "DIGEST_SECRET": BENCH_KEY})
@@ -176,8 +180,17 @@ def repeat(times: int, measure: Callable[[], float]) -> list[float]:
     return [measure() for _ in range(times)]
 
 
+def dkim_key(work: Path) -> tuple[str, ...]:
+    """A fresh RSA-2048 key from ``digest dkim keygen``, as send flags."""
+    key = work / f"dkim-{time.monotonic_ns()}.pem"
+    subprocess.run([sys.executable, "-m", "digest", "dkim", "keygen", "--selector", "bench",
+                    "--domain", "example.org", "--out", str(key)], check=True,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return ("--dkim-key", str(key), "--dkim-selector", "bench")
+
+
 def send_cases(table: Table, work: Path, options: argparse.Namespace, size: int, *,
-               with_journal_case: bool) -> None:
+               with_journal_case: bool, with_dkim_case: bool = False) -> None:
     """smtp-source's ceiling, then ``digest send`` with (and without) the journal."""
     if not (Path(SINK).exists() and Path(SOURCE).exists()):
         print("smtp-sink/smtp-source not found: apt-get install postfix. "
@@ -199,6 +212,13 @@ def send_cases(table: Table, work: Path, options: argparse.Namespace, size: int,
             overhead = 1 - statistics.median(ours) / statistics.median(bare)
             table.add("send, no journal", "messages/s", bare, ratio=overhead,
                       target="journal overhead <= 0.10", passed=overhead <= 0.10)
+        if with_dkim_case:
+            flags = dkim_key(work)
+            signed = repeat(options.repeat, lambda: digest_send(
+                work, port, options.concurrency, journal=True, extra=flags))
+            share = statistics.median(signed) / statistics.median(source)
+            table.add("send, DKIM RSA-2048", "messages/s", signed, ratio=share,
+                      target=">= 0.30 of smtp-source", passed=share >= 0.30)
 
 
 def main() -> None:
@@ -213,7 +233,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=32)
     parser.add_argument("--oneclick", type=int, default=3000,
                         help="one-click POSTs per repeat in the serve case")
-    parser.add_argument("--cases", default="build,memory,send,journal,startup,serve")
+    parser.add_argument("--cases", default="build,memory,send,journal,dkim,startup,serve")
     parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
     options = parser.parse_args()
     cases = set(options.cases.split(","))
@@ -239,8 +259,9 @@ def main() -> None:
                       passed=result["peak_rss_mb"] < 200)
             table.add(f"stream ({options.recipients:,})", "recipients/s",
                       [result["sent"] / result["seconds"]], target="(information)")
-        if cases & {"send", "journal"}:
-            send_cases(table, work, options, size, with_journal_case="journal" in cases)
+        if cases & {"send", "journal", "dkim"}:
+            send_cases(table, work, options, size, with_journal_case="journal" in cases,
+                       with_dkim_case="dkim" in cases)
         if "startup" in cases:
             times = repeat(max(options.repeat, 5), startup)
             table.add("digest --help", "seconds", times, target="<= 0.3 s",

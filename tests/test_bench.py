@@ -14,7 +14,7 @@ from tests.helpers import REPO
 
 def test_bench_runs_every_case_at_a_tiny_size(tmp_path: Path) -> None:
     out = tmp_path / "results.json"
-    cases = "build,memory,send,journal,startup,serve"
+    cases = "build,memory,send,journal,dkim,startup,serve"
     result = subprocess.run(
         [sys.executable, "-m", "bench", "--repeat", "1", "--messages", "200",
          "--recipients", "300", "--send", "60", "--concurrency", "4", "--oneclick", "20",
@@ -26,7 +26,8 @@ def test_bench_runs_every_case_at_a_tiny_size(tmp_path: Path) -> None:
     rows = {row["case"].split(" (")[0]: row for row in json.loads(out.read_text())["rows"]}
     expected = {"build", "memory", "stream", "digest --help", "serve one-click"}
     if shutil.which("smtp-sink") or Path("/usr/sbin/smtp-sink").exists():
-        expected |= {"smtp-source", "digest send", "send, no journal"}
+        expected |= {"smtp-source", "digest send", "send, no journal",
+                     "send, DKIM RSA-2048"}
     else:
         assert "Skipping the send cases" in result.stderr
     assert expected <= set(rows)

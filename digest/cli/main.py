@@ -17,6 +17,7 @@ import click
 
 from digest.cli.campaign import campaign as campaign_group
 from digest.cli.config import DEFAULT_CONFIG, FILE_ONLY_KEYS, read_config
+from digest.cli.dkim import dkim
 from digest.cli.kit import (
     format_option,
     option,
@@ -249,7 +250,7 @@ def status(state: Path, campaign: str | None, fmt: str) -> None:
                    f"{p['reply'] or ''}")
 
 
-for command in (send, suppress, subscribers, campaign_group, secret, serve):
+for command in (send, suppress, subscribers, campaign_group, secret, serve, dkim):
     cli.add_command(command)
 
 

@@ -30,6 +30,8 @@ if TYPE_CHECKING:
     from digest.delivery.report import SendReport
     from digest.delivery.request import SendRequest
     from digest.delivery.sender import Tally
+    from digest.email.options import RenderOptions
+    from digest.email.wrap import Wrapper
 
 
 def send_options(f: F) -> F:
@@ -74,6 +76,17 @@ def send_options(f: F) -> F:
         option("--progress-every", type=click.FloatRange(0.1, 3600), default=5.0,
                show_default=True,
                help="Seconds between progress lines when stderr is not a terminal."),
+        option("--dkim-key", "dkim_keys", multiple=True,
+               type=click.Path(path_type=Path, dir_okay=False),
+               help="PEM private key file to DKIM-sign with (RSA 2048+ or Ed25519; "
+                    "repeat to dual-sign). Make one with 'digest dkim keygen'."),
+        option("--dkim-selector", "dkim_selectors", multiple=True,
+               help="DKIM selector of each --dkim-key, in the same order."),
+        option("--dkim-domain", default=None,
+               help="DKIM signing domain (d=). Default: the --from domain."),
+        option("--bounce-domain", default=None,
+               help="Send with a VERP envelope sender, bounces+TOKEN@DOMAIN, so each "
+                    "bounce names its recipient."),
         option("--no-journal", "no_journal", is_flag=True, default=False, hidden=True,
                help="Benchmarks only: keep the journal in memory."),
     ]):
@@ -184,10 +197,39 @@ def _request(obj: dict[str, Any] | None, params: dict[str, Any], now: datetime) 
                               f"{HOW_TO}", source="--transport")
         warn("no link-signing key (DIGEST_SECRET or secret-file): the unsubscribe links in "
              "this Maildir preview are placeholders that no server accepts")
+    wrapping = {k: params.pop(k) for k in ("dkim_keys", "dkim_selectors", "dkim_domain",
+                                           "bounce_domain")}
     settings = settings_from(params, now)
-    return SendRequest(settings.source(), settings.issue(), settings.render(keys), lists,
+    render = settings.render(keys)
+    return SendRequest(settings.source(), settings.issue(), render, lists,
                        transport, state, campaign, dry_run, options, list_format, journal,
-                       cadence)
+                       cadence, _wrappers(render, **wrapping))
+
+
+def _wrappers(render: RenderOptions, dkim_keys: tuple[Path, ...],
+              dkim_selectors: tuple[str, ...], dkim_domain: str | None,
+              bounce_domain: str | None) -> tuple[Wrapper, ...]:
+    """VERP first (it changes only the envelope), then DKIM over the final bytes."""
+    wrappers: list[Wrapper] = []
+    if bounce_domain is not None:
+        from digest.email.verp import VerpWrapper
+
+        if render.signer is None:
+            raise ConfigError("VERP tokens are signed with the link key; set DIGEST_SECRET "
+                              "or secret-file, or leave --bounce-domain out",
+                              source="--bounce-domain")
+        wrappers.append(VerpWrapper(render.signer, bounce_domain))
+    if dkim_keys or dkim_selectors or dkim_domain:
+        from digest.email.dkim import dkim_signer
+        from digest.email.headers import ascii_domain
+        from digest.errors import HeaderError
+
+        try:
+            domain = ascii_domain(dkim_domain) if dkim_domain else render.identity.domain
+        except HeaderError as exc:
+            raise ConfigError(str(exc), source="--dkim-domain") from exc
+        wrappers.append(dkim_signer(dkim_keys, dkim_selectors, domain))
+    return tuple(wrappers)
 
 
 def _finish(report: SendReport, report_file: Path | None, where: str, quiet: bool) -> None:

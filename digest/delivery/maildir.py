@@ -45,8 +45,11 @@ class MaildirTransport:
             self._prepare()
         name = self._unique()
         tmp, new = self.path / "tmp" / name, self.path / "new" / name
-        # Maildir files use the local line ending, not SMTP's CRLF.
-        data = envelope.data.replace(b"\r\n", b"\n")
+        # Maildir files use the local line ending, not SMTP's CRLF. Return-Path
+        # comes first, as a delivery agent writes it, so a VERP sender shows here
+        # too; it is outside any DKIM signature, which covers only what follows.
+        sender = envelope.sender.encode("ascii", "replace")
+        data = b"Return-Path: <" + sender + b">\n" + envelope.data.replace(b"\r\n", b"\n")
         await before_data()
         try:
             with open(tmp, "xb") as handle:
