@@ -193,6 +193,7 @@ def test_status_table_shows_the_issue_counts_and_problems(
         "  deferred          1\n"
         "  failed            1\n"
         "  sent              3\n"
+        "  bounce rate 25.00%, complaint rate 0.00%\n"
         "\n"
         "  STATUS     EMAIL                                CODE  REPLY\n"
         "  failed     ben@example.org                      550   5.1.1 no such user\n"

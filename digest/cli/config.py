@@ -33,7 +33,7 @@ DEFAULT_CONFIG = Path("digest.toml")
 MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes
 # Secrets are settable in the file (or the environment) but never as a flag,
 # so they never show up in the process list or shell history.
-FILE_ONLY_KEYS = ("smtp_password", "secret_file")
+FILE_ONLY_KEYS = ("smtp_password", "secret_file", "imap_password")
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,6 +18,7 @@ import click
 from digest.cli.campaign import campaign as campaign_group
 from digest.cli.config import DEFAULT_CONFIG, FILE_ONLY_KEYS, read_config
 from digest.cli.dkim import dkim
+from digest.cli.inbox import inbox
 from digest.cli.kit import (
     format_option,
     option,
@@ -232,7 +233,8 @@ def status(state: Path, campaign: str | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps({"campaign": result.campaign, "issue": result.issue,
                                "closed": closed, "counts": result.counts,
-                               "problems": problems}, indent=2, ensure_ascii=False))
+                               "problems": problems, "rates": result.rates,
+                               "warnings": result.warnings}, indent=2, ensure_ascii=False))
         return
     click.echo(f"Campaign {result.campaign}")
     if closed:
@@ -242,6 +244,10 @@ def status(state: Path, campaign: str | None, fmt: str) -> None:
         click.echo(f"  {key.replace('_', '-') + ':':<15} {shown or '-'}")
     for name, count in sorted(result.counts.items()):
         click.echo(f"  {name:<10} {count:>8}")
+    click.echo(f"  bounce rate {result.rates['bounce']:.2%}, "
+               f"complaint rate {result.rates['complaint']:.2%}")
+    for message in result.warnings:
+        warn(message)
     if problems:
         click.echo("")
         click.echo(f"  {'STATUS':<10} {'EMAIL':<36} {'CODE':<5} REPLY")
@@ -250,7 +256,7 @@ def status(state: Path, campaign: str | None, fmt: str) -> None:
                    f"{p['reply'] or ''}")
 
 
-for command in (send, suppress, subscribers, campaign_group, secret, serve, dkim):
+for command in (send, suppress, subscribers, campaign_group, secret, serve, inbox, dkim):
     cli.add_command(command)
 
 

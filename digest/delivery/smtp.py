@@ -297,7 +297,7 @@ class SmtpConnection:
         transient = code < 500 or (stage == "rcpt" and code == 552)
         return Delivery(envelope, "deferred" if transient else "failed", code, text,
                         throttled=code in THROTTLE_CODES,
-                        bounce=stage == "rcpt" and not transient)
+                        bounce=stage == "rcpt" and not transient and not text.startswith("5.7."))
 
     async def _reset(self, smtp: aiosmtplib.SMTP, code: int) -> None:
         if code == 421 or not smtp.is_connected:

@@ -19,6 +19,31 @@ class Status:
     counts: dict[str, int]
     problems: tuple[RecipientRecord, ...]  # failed, deferred, ambiguous, expired, skipped
     record: CampaignRecord | None = None
+    bounces: int = 0  # refused at RCPT, or bounced later (hard, soft or policy)
+    complaints: int = 0
+    returned: int = 0  # of ``bounces``, those that came back by mail
+
+    @property
+    def rates(self) -> dict[str, float]:
+        """Bounces and complaints per message that reached a server or was refused at RCPT."""
+        mailed = max(self.counts.get("sent", 0) + self.refused, 1)
+        return {"bounce": self.bounces / mailed, "complaint": self.complaints / mailed}
+
+    @property
+    def refused(self) -> int:
+        return self.bounces - self.returned
+
+    @property
+    def warnings(self) -> list[str]:
+        """Rates above what mailbox providers publish as their limits."""
+        found = []
+        if self.rates["bounce"] > BOUNCE_LIMIT:
+            found.append(f"bounce rate {self.rates['bounce']:.2%} is above "
+                         f"{BOUNCE_LIMIT:.0%}; clean the list before the next send")
+        if self.rates["complaint"] > COMPLAINT_LIMIT:
+            found.append(f"complaint rate {self.rates['complaint']:.2%} is above "
+                         f"{COMPLAINT_LIMIT:.1%}; mailbox providers will start to block you")
+        return found
 
     @property
     def issue(self) -> dict[str, object]:
@@ -28,6 +53,8 @@ class Status:
         return Definition.from_json(self.record.definition).as_dict()
 
 
+BOUNCE_LIMIT = 0.02
+COMPLAINT_LIMIT = 0.001
 PROBLEMS = ("failed", "deferred", "ambiguous", "expired", "skipped")
 
 
@@ -46,4 +73,8 @@ def status(state: Path, campaign: str | None) -> Status:
             raise ConfigError(f"no campaign {chosen!r} in the journal; known: {listed}",
                               source="--campaign")
         problems = tuple(journal.rows(chosen, PROBLEMS))
-        return Status(chosen, journal.counts(chosen), problems, journal.campaign(chosen))
+        returned = store.bounces.counts(chosen)
+        by_mail = sum(returned.get(k, 0) for k in ("hard", "soft", "policy"))
+        return Status(chosen, journal.counts(chosen), problems, journal.campaign(chosen),
+                      bounces=len(journal.bounced(chosen)) + by_mail,
+                      complaints=returned.get("complaint", 0), returned=by_mail)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from digest.state.bounces import SqliteBounces
 from digest.state.journal import SqliteJournal
 from digest.state.lock import StateLock
 from digest.state.preferences import SqlitePreferences
@@ -33,6 +34,7 @@ class SqliteStore:
         self._journal: SqliteJournal | None = None
         self._suppressions: SqliteSuppressions | None = None
         self._preferences: SqlitePreferences | None = None
+        self._bounces: SqliteBounces | None = None
 
     @property
     def journal(self) -> SqliteJournal:
@@ -57,6 +59,13 @@ class SqliteStore:
             self._preferences = SqlitePreferences(path, readonly=self.readonly)
         return self._preferences
 
+    @property
+    def bounces(self) -> SqliteBounces:
+        if self._bounces is None:
+            path = self.location / SUPPRESSIONS  # the audience's own database
+            self._bounces = SqliteBounces(path, readonly=self.readonly)
+        return self._bounces
+
     def has_journal(self) -> bool:
         return (self.location / JOURNAL).is_file()
 
@@ -72,7 +81,7 @@ class SqliteStore:
 
     def close(self) -> None:
         """Close whatever was opened; closing twice is harmless."""
-        for opened in (self._journal, self._suppressions, self._preferences):
+        for opened in (self._journal, self._suppressions, self._preferences, self._bounces):
             if opened is not None:
                 opened.close()
-        self._journal = self._suppressions = self._preferences = None
+        self._journal = self._suppressions = self._preferences = self._bounces = None

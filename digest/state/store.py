@@ -116,6 +116,24 @@ class PreferenceStore(Protocol):
 
 
 @runtime_checkable
+class BounceStore(Protocol):
+    """Bounce scores per address and the returned mail already processed."""
+
+    def processed(self, message_id: str) -> bool: ...
+
+    def record(self, message_id: str, kind: str, where: tuple[str, str], at: str) -> None:
+        """Remember a processed message, its kind and the (campaign, email) it named."""
+
+    def score(self, email: str) -> tuple[float, str] | None:
+        """(score, stamp of the last counted bounce); None if never scored."""
+
+    def set_score(self, email: str, score: float, at: str) -> None: ...
+
+    def counts(self, campaign: str) -> dict[str, int]:
+        """Distinct addresses of ``campaign`` per kind of returned mail."""
+
+
+@runtime_checkable
 class Store(Protocol):
     """The state of one location: journal, suppression list and lock.
 
@@ -132,6 +150,9 @@ class Store(Protocol):
 
     @property
     def preferences(self) -> PreferenceStore: ...
+
+    @property
+    def bounces(self) -> BounceStore: ...
 
     def has_journal(self) -> bool:
         """Whether anything was journalled here yet; a read-only store without
