@@ -263,3 +263,19 @@ def running(app: object, sock: object) -> tuple[uvicorn.Server, threading.Thread
         assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
         time.sleep(0.005)
     return instance, thread
+
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync"]
+
+
+def require_chromium() -> None:
+    """Skip the calling test module without the system Chromium, except in CI,
+    where the browser tests must run (.ci/run installs it)."""
+    import pytest
+
+    if CHROMIUM is None and not os.environ.get("CI"):
+        pytest.skip("system Chromium is not installed (apt-get install chromium)",
+                    allow_module_level=True)

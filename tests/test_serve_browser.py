@@ -6,23 +6,17 @@ sideways on a phone or a desktop."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 
 import pytest
 
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, require_chromium
 from tests.test_serve import Site, path_of, site, stopping
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-if CHROMIUM is None and not os.environ.get("CI"):
-    pytest.skip("system Chromium is not installed (apt-get install chromium)",
-                allow_module_level=True)
+require_chromium()
+ARGS = CHROMIUM_ARGS
 playwright = pytest.importorskip("playwright.sync_api")
 __all__ = ["site", "stopping"]  # the fixtures this module uses
 

@@ -4,8 +4,6 @@ and a preheader nobody sees."""
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -13,15 +11,10 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli.main import cli
-from tests.helpers import REPO
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, REPO, require_chromium
 
-CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-        "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-
-if CHROMIUM is None and not os.environ.get("CI"):
-    pytest.skip("system Chromium is not installed (apt-get install chromium)",
-                allow_module_level=True)
+require_chromium()
+ARGS = CHROMIUM_ARGS
 playwright = pytest.importorskip("playwright.sync_api")
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from digest.errors import DigestError
 from digest.model import address_key
-from digest.state.connect import connect, connect_readonly
+from digest.state.connect import open_tables
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS bounce_scores (
@@ -40,25 +40,10 @@ class SqliteBounces:
     def __init__(self, path: Path, *, readonly: bool = False) -> None:
         self.path = path
         try:
-            self._db = self._open(path, readonly=readonly)
+            self._db = open_tables(path, "inbox_messages", _SCHEMA, readonly=readonly)
         except (OSError, sqlite3.DatabaseError) as exc:
             raise DigestError(f"{path}: cannot open the bounce records ({exc}); "
                               "check --state") from exc
-
-    @staticmethod
-    def _open(path: Path, *, readonly: bool) -> sqlite3.Connection:
-        if readonly and path.is_file():
-            db = connect_readonly(path, "sqlite_master")
-            if db.execute("SELECT 1 FROM sqlite_master WHERE name='inbox_messages'").fetchone():
-                return db
-            db.close()
-        if readonly:  # nothing recorded yet, and nothing may be created
-            db = sqlite3.connect(":memory:", isolation_level=None)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = connect(path)
-        db.executescript(_SCHEMA)
-        return db
 
     def _failed(self, exc: sqlite3.Error) -> DigestError:
         return DigestError(f"{self.path}: cannot update the bounce records ({exc}); "

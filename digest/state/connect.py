@@ -32,3 +32,21 @@ def connect_readonly(path: Path, table: str) -> sqlite3.Connection:
         db = sqlite3.connect(f"{uri}?immutable=1", uri=True, isolation_level=None)
         db.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
         return db
+
+
+def open_tables(path: Path, table: str, schema: str, *, readonly: bool) -> sqlite3.Connection:
+    """A database holding ``table`` (created by ``schema``), written in place or,
+    with ``readonly``, read in place when it exists; where it does not, an empty
+    one in memory, so a read-only look creates nothing."""
+    if readonly and path.is_file():
+        db = connect_readonly(path, "sqlite_master")
+        if db.execute("SELECT 1 FROM sqlite_master WHERE name=?", (table,)).fetchone():
+            return db
+        db.close()
+    if readonly:
+        db = sqlite3.connect(":memory:", isolation_level=None)
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        db = connect(path)
+    db.executescript(schema)
+    return db

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from digest.errors import DigestError
 from digest.model import address_key
-from digest.state.connect import connect, connect_readonly
+from digest.state.connect import open_tables
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS preferences (
@@ -30,25 +30,10 @@ class SqlitePreferences:
     def __init__(self, path: Path, *, readonly: bool = False, memory: bool = False) -> None:
         self.path = path
         try:
-            self._db = self._open(path, readonly=readonly, memory=memory)
+            self._db = open_tables(path, "preferences", _SCHEMA, readonly=readonly or memory)
         except (OSError, sqlite3.DatabaseError) as exc:
             raise DigestError(f"{path}: cannot open the preferences ({exc}); "
                               "check --state") from exc
-
-    @staticmethod
-    def _open(path: Path, *, readonly: bool, memory: bool) -> sqlite3.Connection:
-        if readonly and not memory and path.is_file():
-            db = connect_readonly(path, "sqlite_master")
-            if db.execute("SELECT 1 FROM sqlite_master WHERE name='preferences'").fetchone():
-                return db
-            db.close()
-        if readonly or memory:  # nothing stored yet, and nothing may be created
-            db = sqlite3.connect(":memory:", isolation_level=None)
-        else:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            db = connect(path)
-        db.executescript(_SCHEMA)
-        return db
 
     def get(self, email: str) -> tuple[str, ...] | None:
         """The tag slugs ``email`` chose, () for everything; None if they never chose."""
