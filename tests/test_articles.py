@@ -608,3 +608,75 @@ def test_sample_articles_load_cleanly() -> None:
         assert article.date.utcoffset() is not None, article.source
         assert article.body, article.source
         assert article.tags, article.source
+
+
+# --- Unknown front-matter keys (issue 12) ----------------------------------------
+
+
+def test_unknown_front_matter_key_warns_with_nearest_known_key(tmp_path: Path) -> None:
+    result = load_articles(make_root(tmp_path, "md-warning-unknown-key.md"))
+    assert result.problems == ()
+    (article,) = result.articles
+    assert article.summary is None
+    assert [str(w) for w in result.warnings] == [
+        f"{tmp_path}/articles/md-warning-unknown-key.md:5: unknown front-matter key 'sumary'; "
+        "did you mean 'summary'?"
+    ]
+
+
+def test_unknown_front_matter_key_without_a_near_one_lists_the_known_keys(
+        tmp_path: Path) -> None:
+    result = load_articles(make_root(tmp_path, "md-warning-unknown-key-far.md"))
+    (warning,) = result.warnings
+    assert (warning.line, warning.message) == (
+        5, "unknown front-matter key 'mood'; known keys: title, author, date, tags, summary, "
+           "url, section, author_bio, language, featured, weight, image, image_alt")
+
+
+def test_known_keys_draw_no_warning(tmp_path: Path) -> None:
+    result = load_articles(make_root(tmp_path, "md-full-front-matter.md", "layout-full.txt"))
+    assert result.warnings == ()
+    assert len(result.articles) == 2
+
+
+def test_cli_unknown_key_is_a_warning_and_strict_makes_it_an_error(workdir: Path) -> None:
+    from tests.helpers import AS_OF, run
+
+    shutil.copy(FIXTURES / "md-warning-unknown-key.md", workdir / "articles")
+    code, _, err = run("articles", "--as-of", AS_OF, "--format", "json")
+    assert code == 0
+    assert err == ("warning: articles/md-warning-unknown-key.md:5: unknown front-matter key "
+                   "'sumary'; did you mean 'summary'?\n")
+    code, out, err = run("articles", "--as-of", AS_OF, "--strict")
+    assert (code, out) == (1, "")
+    assert err == ("Error: articles/md-warning-unknown-key.md:5: unknown front-matter key "
+                   "'sumary'; did you mean 'summary'?\n")
+
+
+# --- Markdown backslash escapes (issue 12) ---------------------------------------
+
+ASCII_PUNCTUATION = r"""!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~"""
+
+
+def test_markdown_escapes_become_literal_characters(tmp_path: Path) -> None:
+    article = load_one(tmp_path, "md-escapes.md")
+    assert article.title == "Snake_case and *stars* in the #1 story"
+    assert article.summary == "Rename NIGHT_BUS to `night_bus` (see [notes])."
+    assert article.body == (
+        P("Every escape: " + " ".join(ASCII_PUNCTUATION) + " end."),
+        P("Escaped *stars* stay, bold goes, and __under__ stays; a [link](x) stays text."),
+        P("Code keeps a\\_b as written, and \\C:\\Users stays."),
+    )
+
+
+@pytest.mark.parametrize("char", list(ASCII_PUNCTUATION))
+def test_each_ascii_punctuation_escape_is_literal(tmp_path: Path, char: str) -> None:
+    text = (FIXTURES / "md-no-bio.md").read_text(encoding="utf-8")
+    head, _, _ = text.partition("\n---\n")
+    root = tmp_path / "articles"
+    root.mkdir()
+    # Escaped on both sides, '*', '_' and '`' would pair up as markup if the escape failed.
+    (root / "escape.md").write_text(f"{head}\n---\n\nA \\{char}x\\{char} b.\n",
+                                    encoding="utf-8")
+    (article,) = load_articles(root).articles
+    assert article.body == (P(f"A {char}x{char} b."),)

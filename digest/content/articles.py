@@ -18,6 +18,7 @@ with a warning, and hidden files and folders are ignored.
 from __future__ import annotations
 
 import codecs
+import difflib
 import errno
 import os
 from collections.abc import Callable, Iterator, Mapping
@@ -108,12 +109,34 @@ FIELDS: Mapping[str, Callable[[object], object]] = {
 }
 
 
+# Front-matter keys the issue's editorial features read (a lead story and its
+# image, an order): known, so they never draw an "unknown key" warning.
+EDITORIAL_KEYS = ("featured", "weight", "image", "image_alt")
+KNOWN_KEYS = (*FIELDS, *(key for key in EDITORIAL_KEYS if key not in FIELDS))
+
+
 @dataclass(frozen=True, slots=True)
 class LoadResult:
-    """The articles that parsed, and one error per file that did not."""
+    """The articles that parsed, one error per file that did not, and the
+    warnings (unknown front-matter keys) about files that did or did not."""
 
     articles: tuple[Article, ...]
     problems: tuple[ArticleError, ...]
+    warnings: tuple[ArticleError, ...] = ()
+
+
+def unknown_keys(path: Path, raw: RawArticle) -> list[ArticleError]:
+    """One warning per key nothing reads, naming the nearest known key: a typo
+    such as ``sumary:`` would otherwise silently lose the value."""
+    found = []
+    for key, raw_field in raw.fields.items():
+        if key in KNOWN_KEYS:
+            continue
+        near = difflib.get_close_matches(key.lower(), KNOWN_KEYS, n=1)
+        hint = f"did you mean '{near[0]}'?" if near else "known keys: " + ", ".join(KNOWN_KEYS)
+        found.append(ArticleError(path, f"unknown front-matter key {shown(key)}; {hint}",
+                                  line=raw_field.line))
+    return found
 
 
 def build_article(path: Path, raw: RawArticle, bios: Mapping[str, str]) -> Article:
@@ -215,6 +238,7 @@ def load_articles(root: Path) -> LoadResult:
         raise ArticleError(root, "not a folder; point --articles at your articles folder")
     articles: list[Article] = []
     problems: list[ArticleError] = []
+    warnings: list[ArticleError] = []
     try:
         bios = load_bios(root)
     except ArticleError as exc:
@@ -228,14 +252,17 @@ def load_articles(root: Path) -> LoadResult:
         if reader is None:
             continue
         try:
-            articles.append(build_article(path, reader(_read_text(path, root)), bios))
+            raw = reader(_read_text(path, root))
+            warnings.extend(unknown_keys(path, raw))
+            articles.append(build_article(path, raw, bios))
         except ArticleError as exc:
             problems.append(exc)
         except LayoutError as exc:
             problems.append(ArticleError(path, str(exc), line=exc.line))
         except OSError as exc:
             problems.append(ArticleError(path, f"cannot be read: {exc.strerror}"))
-    return LoadResult(tuple(articles), tuple(problems))
+    return LoadResult(tuple(articles), tuple(problems), tuple(warnings))
 
 
-__all__ = ["FIELDS", "LoadResult", "RawField", "build_article", "load_articles", "load_bios"]
+__all__ = ["FIELDS", "KNOWN_KEYS", "LoadResult", "RawField", "build_article", "load_articles",
+           "load_bios", "unknown_keys"]

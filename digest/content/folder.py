@@ -26,10 +26,12 @@ def load(source: Source, warn: Warn) -> LoadResult:
     """Every article in the folder, warning about (or with ``strict``, stopping
     at) the files that cannot be parsed."""
     result = load_articles(source.folder)
-    if result.problems and source.strict:
-        raise result.problems[0]
+    if (result.problems or result.warnings) and source.strict:
+        raise (result.problems or result.warnings)[0]
     for problem in result.problems:
         warn(f"skipped {problem}")
+    for warning in result.warnings:
+        warn(str(warning))
     return result
 
 

@@ -123,6 +123,7 @@ def load_yaml(text: str) -> object:
 _FENCE = re.compile(r"^(---|\.\.\.)\s*$")
 _KEY_LINE = re.compile(r"^([A-Za-z_][\w-]*)\s*:")
 _HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
+_INLINE_FIELDS = ("title", "summary")
 _MD_LINK = re.compile(r"!?\[([^\]]*)\]\([^)]*\)")
 # Underscores only delimit emphasis at word edges: NIGHT_BUS_PASS stays as written.
 _MD_EMPHASIS = re.compile(
@@ -130,13 +131,32 @@ _MD_EMPHASIS = re.compile(
 )
 
 
+# CommonMark: a backslash before any ASCII punctuation character makes it
+# literal, except inside a code span, whose text is taken as written.
+_ASCII_PUNCTUATION = r"""!"#$%&'()*+,-./:;<=>?@[\]^_`{|}~"""
+_LITERALS = re.compile(r"\\([" + re.escape(_ASCII_PUNCTUATION) + r"])|(`+)(.+?)(?<!`)\2(?!`)")
+# Literal punctuation hides as a private-use character while links and emphasis
+# are stripped, so an escaped '*' or '_' can never pair up as markup.
+_HIDDEN_BASE = 0xE000
+_HIDE = {ord(c): chr(_HIDDEN_BASE + ord(c)) for c in _ASCII_PUNCTUATION}
+_REVEAL = {_HIDDEN_BASE + ord(c): c for c in _ASCII_PUNCTUATION}
+
+
+def _hide_literal(match: re.Match[str]) -> str:
+    if match[1] is not None:
+        return match[1].translate(_HIDE)
+    return match[3].translate(_HIDE)
+
+
 def _unwrap(match: re.Match[str]) -> str:
     return match[2] if match[1] else match[4]
 
 
 def _plain_inline(text: str) -> str:
-    """Drop inline Markdown so summaries read as prose in both parts of the email."""
-    return _MD_EMPHASIS.sub(_unwrap, _MD_LINK.sub(r"\1", text))
+    """Drop inline Markdown so summaries read as prose in both parts of the email:
+    escapes and code spans become their literal text, links and emphasis their words."""
+    hidden = _LITERALS.sub(_hide_literal, text)
+    return _MD_EMPHASIS.sub(_unwrap, _MD_LINK.sub(r"\1", hidden)).translate(_REVEAL)
 
 
 def _paragraphs(lines: list[str], first_line: int) -> Iterator[tuple[int, list[str]]]:
@@ -182,6 +202,10 @@ def read_markdown(text: str) -> RawArticle:
         if match:
             key_lines.setdefault(match[1], number)
     fields = {str(k): RawField(v, key_lines.get(str(k))) for k, v in meta.items()}
+    for name in _INLINE_FIELDS:
+        # Front matter sits in a Markdown file, so its prose may carry Markdown escapes.
+        if name in fields and isinstance(fields[name].value, str):
+            fields[name] = RawField(_plain_inline(str(fields[name].value)), fields[name].line)
     blocks: list[Block] = []
     for _, run in _paragraphs(lines[end + 1 :], end + 2):
         # A '#' heading needs no blank line around it: it ends the paragraph before it.
