@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import os
 import socket
+from collections.abc import Awaitable
 from dataclasses import dataclass
 
 import aiosmtplib
@@ -72,14 +73,7 @@ def malformed(exc: aiosmtplib.SMTPResponseException) -> MalformedReply | None:
 
 async def command(smtp: aiosmtplib.SMTP, line: bytes) -> Reply:
     """Send one raw command line (without CRLF) and return the reply."""
-    try:
-        response = await smtp.execute_command(line)
-    except aiosmtplib.SMTPResponseException as exc:
-        fault = malformed(exc)
-        if fault is None:
-            raise
-        raise fault from exc
-    return _reply(response.code, response.message)
+    return await _replied(smtp.execute_command(line))
 
 
 def _protocol(smtp: aiosmtplib.SMTP) -> SMTPProtocol:
@@ -127,8 +121,13 @@ async def send_message(smtp: aiosmtplib.SMTP, data: bytes, timeout: float) -> Re
     protocol.write(b".\r\n")
     # No await between the writes and read_response: aiosmtplib drops a reply that arrives
     # while no read is pending, and this task does not yield until read_response waits.
+    return await _replied(protocol.read_response(timeout=timeout))
+
+
+async def _replied(waiting: Awaitable[aiosmtplib.SMTPResponse]) -> Reply:
+    """The awaited reply, with a garbage line raised as MalformedReply."""
     try:
-        response = await protocol.read_response(timeout=timeout)
+        response = await waiting
     except aiosmtplib.SMTPResponseException as exc:
         fault = malformed(exc)
         if fault is None:
