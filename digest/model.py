@@ -95,6 +95,10 @@ class Article:
     section: str | None = None
     author_bio: str | None = None
     language: str | None = None
+    featured: bool = False  # the editor's lead story
+    weight: int | None = None  # the editor's order: lighter first, before unweighted
+    image: str | None = None
+    image_alt: str | None = None
 
     @property
     def tag_slugs(self) -> frozenset[str]:

@@ -60,9 +60,7 @@ def build_digest(
     summary_words: int = 40,
     site_url: str | None = None,
 ) -> Digest:
-    return compose(
-        list(articles), name=name, as_of=as_of, summary_words=summary_words, site_url=site_url
-    )
+    return compose(list(articles), Digest(name, as_of, site_url=site_url), summary_words)
 
 
 # Articles and digests are frozen values, so one instance can serve a whole session.

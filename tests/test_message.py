@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from digest.content.compose import compose
+from digest.content.compose import Digest, compose
 from digest.email.message import Identity, MessageTemplate, message_id
 from digest.email.render import Rendered, make_environment, render_digest, token
 from digest.email.signing import Key, Signer
@@ -108,13 +108,9 @@ def assert_no_defects(message):
 
 def build_template(articles, *, identity=IDENTITY, campaign=CAMPAIGN, sent_at=SENT_AT,
                    signer=None):
-    digest = compose(
-        articles,
-        name="Harbour Weekly",
-        as_of=datetime(2026, 11, 28, tzinfo=UTC),
-        summary_words=40,
-        site_url=identity.site_url,
-    )
+    frame = Digest("Harbour Weekly", datetime(2026, 11, 28, tzinfo=UTC),
+                   site_url=identity.site_url)
+    digest = compose(articles, frame, 40)
     rendered = render_digest(make_environment(), digest)
     return MessageTemplate(rendered, identity=identity, campaign=campaign, sent_at=sent_at,
                            signer=signer)
@@ -234,7 +230,7 @@ def test_long_subject_is_folded_and_round_trips(make_article):
     (subject,) = [lines for name, lines in folded_headers(head) if name == "Subject"]
     assert len(subject) > 1
     assert max(len(line) for line in subject) <= 78
-    assert parse(data)["Subject"] == f"Harbour Weekly, November 28, 2026: {title}"
+    assert parse(data)["Subject"] == title
 
 
 # --- personalisation ----------------------------------------------------------------------

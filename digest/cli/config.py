@@ -53,17 +53,24 @@ class Settings:
     sender: str = "The Weekly Digest <digest@example.org>"
     reply_to: str | None = None
     site_url: str | None = None
+    intro: Path | None = None
+    url_template: str | None = None
+    subject: str | None = None
+    postal_address: str | None = None
 
     def source(self) -> Source:
         from digest.content.folder import Source
 
-        return Source(self.articles, self.strict)
+        return Source(self.articles, self.strict, self.url_template)
 
     def issue(self) -> IssueOptions:
+        """The issue's options; reads the editor's note, if there is one."""
+        from digest.content.intro import read_intro
         from digest.content.selection import IssueOptions
 
+        intro = read_intro(self.intro) if self.intro else None
         return IssueOptions(self.as_of, self.since, self.tags, self.exclude_tags, self.limit,
-                            self.summary_words)
+                            self.summary_words, intro)
 
     def render(self, keys: Sequence[Key] | None = None) -> RenderOptions:
         """How the digest looks; with ``keys``, its links are signed."""
@@ -71,9 +78,10 @@ class Settings:
         from digest.email.message import Identity
         from digest.email.options import RenderOptions
 
-        identity = Identity(self.name, self.sender, self.reply_to, self.site_url)
+        identity = Identity(self.name, self.sender, self.reply_to, self.site_url,
+                            self.postal_address)
         signer = make_signer(keys, identity) if keys else None
-        return RenderOptions(identity, self.templates, signer)
+        return RenderOptions(identity, self.templates, signer, self.subject)
 
 
 def read_config(path: Path, known: Iterable[str]) -> dict[str, object]:

@@ -110,7 +110,13 @@ def selection_options(f: F) -> F:
         option("--summary-words", type=click.IntRange(min=1), default=60, show_default=True,
                help="Word budget for summaries taken from the article's start."),
         option("--strict", is_flag=True, default=False,
-               help="Stop at the first article that cannot be parsed, instead of skipping it."),
+               help="Stop at the first article that cannot be parsed, or has an unknown "
+               "front-matter key, instead of warning."),
+        option("--intro", type=click.Path(path_type=Path), default=None,
+               help="Markdown file with the editor's note, shown above the stories."),
+        option("--url-template", default=None, metavar="TEMPLATE",
+               help="Link for articles without a url, from their fields, e.g. "
+               "https://example.org/{section}/{slug}."),
     ]):
         f = decorator(f)
     return f
@@ -126,6 +132,12 @@ def render_options(f: F) -> F:
                show_default=True, help="The From address."),
         option("--reply-to", default=None, help="The Reply-To address."),
         option("--site-url", default=None, help="Base URL for links such as unsubscribe."),
+        option("--subject", default=None, metavar="TEMPLATE",
+               help="Subject as a Jinja template with lead, count, name and date. "
+               "Default: the lead story's title and \"and N more\"."),
+        option("--postal-address", default=None,
+               help="The sender's postal address, shown in every footer; a bulk send "
+               "needs one (CAN-SPAM)."),
     ]):
         f = decorator(f)
     return f

@@ -96,6 +96,30 @@ def _url(value: object) -> str:
     return url
 
 
+def _flag(value: object) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("true", "yes", "on", "1"):
+        return True
+    if text in ("false", "no", "off", "0"):
+        return False
+    raise ValueError(f"expected true or false, got {shown(value)}")
+
+
+def _weight(value: object) -> int:
+    # YAML gives ints; a float such as 1.5 or nan would sort unpredictably.
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ValueError(f"expected a whole number, got {shown(value)}")
+    try:
+        number = int(value)
+    except ValueError as exc:
+        raise ValueError(f"expected a whole number, got {shown(value)}") from exc
+    if abs(number) > 1_000_000:
+        raise ValueError(f"{number} is out of range; use a number between -1000000 and 1000000")
+    return number
+
+
 FIELDS: Mapping[str, Callable[[object], object]] = {
     "title": _text,
     "author": _text,
@@ -106,13 +130,12 @@ FIELDS: Mapping[str, Callable[[object], object]] = {
     "section": _text,
     "author_bio": _text,
     "language": _text,
+    "featured": _flag,
+    "weight": _weight,
+    "image": _url,
+    "image_alt": _text,
 }
-
-
-# Front-matter keys the editorial features read (a lead story and its
-# image, an order): known, so they never draw an "unknown key" warning.
-EDITORIAL_KEYS = ("featured", "weight", "image", "image_alt")
-KNOWN_KEYS = (*FIELDS, *(key for key in EDITORIAL_KEYS if key not in FIELDS))
+KNOWN_KEYS = tuple(FIELDS)
 
 
 @dataclass(frozen=True, slots=True)

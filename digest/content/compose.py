@@ -1,14 +1,20 @@
 """Assemble a Digest: the selected articles with their summaries, and each
-author's blurb once. Pure: everything comes in as arguments."""
+author's blurb once, inside the issue's frame (name, date, editor's note,
+postal address). Pure: everything comes in as arguments."""
 
 from __future__ import annotations
 
+import re
+from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from digest.content.summarize import lead_summary
 from digest.model import Article
+
+# A BCP 47 tag such as "en" or "pt-BR"; "English" in a front matter is not one.
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8})*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,17 +26,53 @@ class DigestItem:
     summary: str
     bio: str | None
 
+    @property
+    def bio_names_author(self) -> bool:
+        """Whether the blurb opens with the author's name ("Ada Obi is a ..."),
+        so a template need not put the name in front of it again."""
+        return bool(self.bio) and self.bio.casefold().startswith(  # type: ignore[union-attr]
+            self.article.author.casefold())
+
 
 @dataclass(frozen=True, slots=True)
 class Digest:
+    """One issue. ``intro`` is the editor's note as Markdown; the items are
+    in the editor's order, so a featured story comes first."""
+
     name: str
     as_of: datetime
-    items: tuple[DigestItem, ...]
+    items: tuple[DigestItem, ...] = ()
     site_url: str | None = None
+    intro: str | None = None
+    postal_address: str | None = None
 
     @property
     def lead(self) -> DigestItem | None:
         return self.items[0] if self.items else None
+
+    @property
+    def featured(self) -> bool:
+        """Whether the first story is the editor's lead, shown as such."""
+        return bool(self.items) and self.items[0].article.featured
+
+    @property
+    def rest(self) -> tuple[DigestItem, ...]:
+        return self.items[1:]
+
+    @property
+    def preheader(self) -> str:
+        """The inbox preview line: the stories after the lead, which the
+        subject does not name; the lead's summary when it stands alone."""
+        if len(self.items) > 1:
+            return " · ".join(item.article.title for item in self.items[1:])
+        return self.items[0].summary if self.items else ""
+
+    @property
+    def language(self) -> str:
+        """The articles' most common language tag, for ``<html lang>``."""
+        found = Counter(i.article.language for i in self.items
+                        if i.article.language and _LANGUAGE_TAG.fullmatch(i.article.language))
+        return found.most_common(1)[0][0] if found else "en"
 
 
 def summary_for(article: Article, max_words: int) -> str:
@@ -38,14 +80,8 @@ def summary_for(article: Article, max_words: int) -> str:
     return article.summary or lead_summary(article.paragraphs, max_words)
 
 
-def compose(
-    articles: Sequence[Article],
-    *,
-    name: str,
-    as_of: datetime,
-    summary_words: int,
-    site_url: str | None = None,
-) -> Digest:
+def compose(articles: Sequence[Article], frame: Digest, summary_words: int) -> Digest:
+    """``frame`` is the issue without its stories: name, date, note, address."""
     seen: set[str] = set()
     items = []
     for article in articles:
@@ -54,4 +90,4 @@ def compose(
             bio = article.author_bio
             seen.add(article.author)
         items.append(DigestItem(article, summary_for(article, summary_words), bio))
-    return Digest(name=name, as_of=as_of, items=tuple(items), site_url=site_url)
+    return replace(frame, items=tuple(items))

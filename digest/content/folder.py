@@ -3,12 +3,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from digest.content.articles import LoadResult, load_articles
 from digest.content.selection import IssueOptions, select
+from digest.content.urls import check_template, with_urls
 from digest.model import Article
 
 Warn = Callable[[str], None]
@@ -16,10 +17,20 @@ Warn = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where the articles are, and whether a bad one stops the run."""
+    """Where the articles are, whether a bad one stops the run, and the
+    template that gives a link to articles without one."""
 
     folder: Path
     strict: bool = False
+    url_template: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.url_template:
+            check_template(self.url_template)
+
+    def linked(self, articles: Sequence[Article]) -> list[Article]:
+        """The articles, given links by the URL template where they lack one."""
+        return with_urls(articles, self.url_template)
 
 
 def load(source: Source, warn: Warn) -> LoadResult:
@@ -36,8 +47,8 @@ def load(source: Source, warn: Warn) -> LoadResult:
 
 
 def gather(source: Source, options: IssueOptions, warn: Warn) -> list[Article]:
-    """The articles an issue with these options selects."""
-    return select(load(source, warn).articles, options.criteria())
+    """The articles an issue with these options selects, linked by the URL template."""
+    return source.linked(select(load(source, warn).articles, options.criteria()))
 
 
 def known_tags(result: LoadResult) -> frozenset[str]:

@@ -249,7 +249,7 @@ def _expect(lines: list[str], i: int, what: str, test: Callable[[str], bool]) ->
 
 def read_layout(text: str) -> RawArticle:
     """Parse the news-page layout: header, section, title, By:, Published:,
-    the title again, body, a tags line, the author's name and their blurb."""
+    an optional URL:, the title again, body, a tags line, the author's name and their blurb."""
     lines = text.splitlines()
     if not lines:
         raise LayoutError("the file is empty", 1)
@@ -273,6 +273,10 @@ def read_layout(text: str) -> RawArticle:
     if i < len(lines) and lines[i].strip().startswith("Published:"):
         # The stamp carries the time and zone, so it wins over the header's bare date.
         f["date"] = RawField(lines[i].strip()[len("Published:") :].strip(), i + 1)
+        i += 1
+    if i < len(lines) and lines[i].strip().startswith("URL:"):
+        # Optional: where the full story lives, so the digest can link to it.
+        f["url"] = RawField(lines[i].strip()[len("URL:") :].strip(), i + 1)
         i += 1
     if i < len(lines) and lines[i].strip() == title:
         i += 1

@@ -54,14 +54,20 @@ def matches(article: Article, criteria: Criteria) -> bool:
     return not criteria.exclude_tags & slugs
 
 
-def select(articles: Iterable[Article], criteria: Criteria) -> list[Article]:
-    """Matching articles, newest first, at most ``criteria.limit`` of them.
+def editorial_order(article: Article) -> tuple[object, ...]:
+    """Featured stories first, then weighted ones (lighter first), then the
+    rest newest first. Ties go by title and path, so the order never depends
+    on the file system."""
+    weighted = article.weight is not None
+    return (not article.featured, not weighted, article.weight or 0,
+            -article.date.timestamp(), article.title, str(article.source))
 
-    Ties on the date are broken by title and path so the order never depends
-    on the file system.
-    """
+
+def select(articles: Iterable[Article], criteria: Criteria) -> list[Article]:
+    """Matching articles in the editor's order, at most ``criteria.limit`` of
+    them: a featured story is never the one the limit drops."""
     chosen = [a for a in articles if matches(a, criteria)]
-    chosen.sort(key=lambda a: (-a.date.timestamp(), a.title, str(a.source)))
+    chosen.sort(key=editorial_order)
     return chosen[: criteria.limit]
 
 
@@ -69,7 +75,7 @@ def select(articles: Iterable[Article], criteria: Criteria) -> list[Article]:
 class IssueOptions:
     """Everything that decides an issue's content, as the user wrote it: the
     window (``since`` is a duration back from ``as_of`` or a date), the tags,
-    the limit and the summaries' word budget."""
+    the limit, the summaries' word budget, and the editor's note (Markdown)."""
 
     as_of: datetime
     since: str = "7d"
@@ -77,6 +83,7 @@ class IssueOptions:
     exclude_tags: tuple[str, ...] = ()
     limit: int = 10
     summary_words: int = 60
+    intro: str | None = None
 
     def criteria(self) -> Criteria:
         try:

@@ -141,7 +141,7 @@ def plan_issue(journal: JournalStore | None, request: SendRequest, loaded: LoadR
 
 def _fresh(campaign: str, series: str, request: SendRequest, loaded: LoadResult) -> IssuePlan:
     options = request.issue
-    articles = tuple(select(loaded.articles, options.criteria()))
+    articles = tuple(request.source.linked(select(loaded.articles, options.criteria())))
     definition = Definition.of(options, request.source.folder, articles)
     return IssuePlan(campaign, options, articles, definition, series)
 
@@ -158,14 +158,16 @@ def _resume(record: CampaignRecord, request: SendRequest, loaded: LoadResult,
                 source="--campaign")
         return dataclasses.replace(plan, resumed=record, expired=expired)
     definition = Definition.from_json(record.definition)
-    plan = IssuePlan(record.campaign, definition.options(), (), definition,
+    # The note is the editor's words now, like a typo fixed in a pinned article.
+    options = dataclasses.replace(definition.options(), intro=request.issue.intro)
+    plan = IssuePlan(record.campaign, options, (), definition,
                      record.series or "", resumed=record, expired=expired)
     if record.closed_at:
         return dataclasses.replace(plan, wait=(
             f"Campaign {record.campaign} was closed at {record.closed_at} "
             f"({record.closed_reason}); it sends nothing more. Nothing to do."))
     articles = _pinned(record.campaign, definition, request.source.folder, loaded)
-    return dataclasses.replace(plan, articles=articles)
+    return dataclasses.replace(plan, articles=tuple(request.source.linked(articles)))
 
 
 def _pinned(campaign: str, definition: Definition, root: Path,

@@ -23,13 +23,15 @@ SAMPLE = Subscriber("reader@example.org", "Sample Reader")
 
 def make_digest(issue: IssueOptions, render: RenderOptions,
                 articles: Sequence[Article]) -> Digest:
-    return compose(articles, name=render.identity.name, as_of=issue.as_of,
-                   summary_words=issue.summary_words, site_url=render.identity.site_url)
+    identity = render.identity
+    frame = Digest(name=identity.name, as_of=issue.as_of, site_url=identity.site_url,
+                   intro=issue.intro, postal_address=identity.postal_address)
+    return compose(articles, frame, issue.summary_words)
 
 
 def render_once(render: RenderOptions, digest: Digest) -> Rendered:
     render.check()
-    return render_digest(make_environment(render.templates), digest)
+    return render_digest(make_environment(render.templates), digest, subject=render.subject)
 
 
 @dataclass(frozen=True, slots=True)

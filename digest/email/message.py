@@ -146,6 +146,7 @@ class Identity:
     sender: str
     reply_to: str | None = None
     site_url: str | None = None
+    postal_address: str | None = None  # shown in every footer (CAN-SPAM)
 
     @property
     def list_key(self) -> str:

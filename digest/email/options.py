@@ -13,11 +13,13 @@ from digest.errors import ConfigError
 @dataclass(frozen=True, slots=True)
 class RenderOptions:
     """How a digest looks and who it comes from: the sender's identity and
-    the folder of templates that override the built-in ones."""
+    the folder of templates that override the built-in ones, and the subject
+    as a Jinja template (None: the folder's subject.txt.j2)."""
 
     identity: Identity
     templates: Path | None = None
     signer: Signer | None = None  # signs every link; None gives marked placeholders
+    subject: str | None = None
 
     def check(self) -> None:
         if self.templates is not None and not self.templates.is_dir():

@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 import jinja2
+import markupsafe
 
 from digest.content.compose import Digest
 from digest.errors import TemplateError
@@ -82,6 +83,15 @@ def _longdate(value: datetime) -> str:
     return f"{value:%B} {value.day}, {value.year}"
 
 
+def _markdown(text: str) -> markupsafe.Markup:
+    """CommonMark to HTML with raw HTML escaped, so a note can link and
+    emphasise but never inject markup."""
+    from markdown_it import MarkdownIt  # only when a note is shown
+
+    renderer = MarkdownIt("commonmark", {"html": False})
+    return markupsafe.Markup(renderer.render(text))
+
+
 def make_environment(user_dir: Path | None = None) -> jinja2.Environment:
     folders = ([user_dir] if user_dir else []) + [package_templates()]
     env = jinja2.Environment(
@@ -93,6 +103,7 @@ def make_environment(user_dir: Path | None = None) -> jinja2.Environment:
         lstrip_blocks=True,
     )
     env.filters["longdate"] = _longdate
+    env.filters["markdown"] = _markdown
     env.globals["searched"] = tuple(folders)
     return env
 
@@ -158,10 +169,38 @@ def inline_css(html: str) -> str:
     return inlined
 
 
+def _issue_context(digest: Digest) -> dict[str, object]:
+    """What every template sees: the digest, and the subject's short names."""
+    lead = digest.lead.article if digest.lead else None
+    return {"digest": digest, "lead": lead, "count": len(digest.items), "name": digest.name,
+            "date": _longdate(digest.as_of)}
+
+
+def render_subject(env: jinja2.Environment, digest: Digest, template: str | None) -> str:
+    """The subject from ``template`` (``--subject``) or subject.txt.j2. Both
+    see ``lead`` (the first story's article), ``count``, ``name`` and ``date``."""
+    context = _issue_context(digest)
+    if template is None:
+        return " ".join(render_template(env, TEMPLATES["subject"], context).split())
+    try:
+        # Not autoescaped: a subject is a header, not HTML; headers.py encodes it.
+        compiled = env.overlay(autoescape=False).from_string(template)
+    except jinja2.TemplateSyntaxError as exc:
+        raise TemplateError("--subject", f"syntax error: {exc.message}") from exc
+    try:
+        return " ".join(compiled.render(context).split())
+    except Exception as exc:  # the user's template: {{ lead.titel }}, {{ 1/0 }}
+        message = exc.message if isinstance(exc, jinja2.UndefinedError) else str(exc)
+        raise TemplateError("--subject", f"{message}; it may use lead, count, name "
+                            "and date") from exc
+
+
 def render_digest(env: jinja2.Environment, digest: Digest,
-                  recipient: RecipientTokens | None = None) -> Rendered:
-    context: dict[str, object] = {"digest": digest, "recipient": recipient or RecipientTokens()}
-    subject = render_template(env, TEMPLATES["subject"], context)
+                  recipient: RecipientTokens | None = None,
+                  subject: str | None = None) -> Rendered:
+    """``subject`` is the ``--subject`` template, if one was given."""
+    context = {**_issue_context(digest), "recipient": recipient or RecipientTokens()}
     html = render_template(env, TEMPLATES["html"], context)
     text = render_template(env, TEMPLATES["text"], context)
-    return Rendered(subject=" ".join(subject.split()), html=inline_css(html), text=text)
+    return Rendered(subject=render_subject(env, digest, subject), html=inline_css(html),
+                    text=text)

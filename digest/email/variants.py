@@ -12,8 +12,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime
 
-from digest.content.compose import compose
 from digest.content.selection import IssueOptions
+from digest.email.build import make_digest
 from digest.email.links import Links
 from digest.email.message import MessageTemplate
 from digest.email.options import RenderOptions
@@ -60,12 +60,10 @@ class Variants:
 
     def _for_set(self, chosen: tuple[int, ...]) -> MessageTemplate:
         if chosen not in self._by_set:
-            identity, issue = self.identity, self.issue
-            digest = compose([self.articles[i] for i in chosen], name=identity.name,
-                             as_of=issue.as_of, summary_words=issue.summary_words,
-                             site_url=identity.site_url)
+            digest = make_digest(self.issue, self.render, [self.articles[i] for i in chosen])
+            rendered = render_digest(self._env, digest, self._recipient, self.render.subject)
             self._by_set[chosen] = MessageTemplate(
-                render_digest(self._env, digest, self._recipient), identity=self.identity,
+                rendered, identity=self.identity,
                 campaign=self.campaign, sent_at=self.sent_at, links=self.links,
             )
         return self._by_set[chosen]

@@ -1,0 +1,69 @@
+"""Links for articles that carry none: ``url-template``.
+
+A template such as ``https://example.org/{section}/{slug}`` names article
+fields in braces. It is checked once, when the run starts, so a typo in a
+field name is one error about the flag rather than a digest of dead ends.
+An article whose own ``url`` is set keeps it; one that lacks a field the
+template needs (no section) gets no link, which ``digest check`` reports.
+"""
+
+from __future__ import annotations
+
+import string
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
+from urllib.parse import quote, urlsplit
+
+from digest.errors import ConfigError
+from digest.model import Article, shown, slugify
+
+FIELDS = ("slug", "section", "author", "year", "month", "day", "lang")
+
+
+def _fields(article: Article) -> Mapping[str, str | None]:
+    when = article.date
+    return {
+        "slug": slugify(article.source.stem) or None,
+        "section": slugify(article.section) if article.section else None,
+        "author": slugify(article.author) or None,
+        "year": f"{when.year:04d}",
+        "month": f"{when.month:02d}",
+        "day": f"{when.day:02d}",
+        "lang": article.language,
+    }
+
+
+def check_template(template: str) -> None:
+    """Raise a ConfigError naming ``--url-template`` unless the template is an
+    http(s) URL whose every ``{field}`` is one this module fills."""
+    try:
+        parts = list(string.Formatter().parse(template))
+    except ValueError as exc:
+        raise ConfigError(f"{shown(template)}: {exc}; write fields as {{slug}}",
+                          source="--url-template") from exc
+    for _, field, spec, conversion in parts:
+        if field is None:
+            continue
+        if field not in FIELDS or spec or conversion:
+            raise ConfigError(f"unknown field {{{field}}}; known fields: "
+                              + ", ".join("{" + f + "}" for f in FIELDS),
+                              source="--url-template")
+    if urlsplit(template.split("{", 1)[0]).scheme not in ("http", "https"):
+        raise ConfigError(f"{shown(template)} is not an http(s) URL, e.g. "
+                          "https://example.org/{section}/{slug}", source="--url-template")
+
+
+def link(article: Article, template: str) -> str | None:
+    """The article's URL from the template, or None when a field it needs is missing."""
+    values = _fields(article)
+    needed = [field for _, field, _, _ in string.Formatter().parse(template) if field]
+    if any(not values[field] for field in needed):
+        return None
+    return template.format_map({k: quote(v or "", safe="") for k, v in values.items()})
+
+
+def with_urls(articles: Iterable[Article], template: str | None) -> list[Article]:
+    """The articles, each without a URL given one from ``template`` where it can be."""
+    if not template:
+        return list(articles)
+    return [a if a.url else replace(a, url=link(a, template)) for a in articles]
