@@ -25,7 +25,7 @@ from email_validator import EmailNotValidError, validate_email
 from digest.audience.csvfile import BadRecord, records
 from digest.audience.seen import SeenSet
 from digest.errors import SubscriberError
-from digest.model import Subscriber, clean_text, shown, slugify
+from digest.model import Subscriber, address_key, clean_text, shown, slugify
 
 FORMATS = ("digest", "mailchimp", "listmonk")
 MAX_NAME = 100
@@ -350,3 +350,19 @@ def read_subscribers(
             else:
                 subscribers.append(row.subscriber)
     return [s for s in subscribers if s.key not in suppressed], problems
+
+
+def find_subscriber(paths: Sequence[Path], email: str, *,
+                    list_format: str | None = None) -> Subscriber | None:
+    """The subscriber with this address in ``paths`` (compared as address
+    keys), or None when no row has it or a row suppresses it. Reads every
+    row, since a suppression may come after the subscriber."""
+    key = address_key(email)
+    found: Subscriber | None = None
+    for row in iter_subscribers(paths, list_format=list_format):
+        if row.subscriber is None or row.subscriber.key != key:
+            continue
+        if row.suppress is not None:
+            return None
+        found = found or row.subscriber
+    return found
