@@ -21,6 +21,7 @@ import codecs
 import difflib
 import errno
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date
@@ -50,6 +51,7 @@ REQUIRED = ("title", "author", "date")
 MAX_ARTICLE_BYTES = 1 << 20
 MAX_AUTHORS_BYTES = 10 << 20
 _LONGEST_DATE = 100  # characters; longer text is no date, and is not quoted whole
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]{1,100}")
 
 
 def _text(value: object) -> str:
@@ -109,15 +111,15 @@ def _flag(value: object) -> bool:
 
 def _weight(value: object) -> int:
     # YAML gives ints; a float such as 1.5 or nan would sort unpredictably.
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
+    # A quoted value is read as ASCII digits only: int() would also take "1_0" and "٣".
+    if isinstance(value, str) and _WHOLE_NUMBER.fullmatch(value.strip()):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
         raise ValueError(f"expected a whole number, got {shown(value)}")
-    try:
-        number = int(value)
-    except ValueError as exc:
-        raise ValueError(f"expected a whole number, got {shown(value)}") from exc
-    if abs(number) > 1_000_000:
-        raise ValueError(f"{number} is out of range; use a number between -1000000 and 1000000")
-    return number
+    if abs(value) > 1_000_000:
+        raise ValueError(f"{shown(value)} is out of range; use a number between -1000000 "
+                         "and 1000000")
+    return value
 
 
 FIELDS: Mapping[str, Callable[[object], object]] = {

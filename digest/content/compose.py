@@ -30,8 +30,11 @@ class DigestItem:
     def bio_names_author(self) -> bool:
         """Whether the blurb opens with the author's name ("Ada Obi is a ..."),
         so a template need not put the name in front of it again."""
-        return bool(self.bio) and self.bio.casefold().startswith(  # type: ignore[union-attr]
-            self.article.author.casefold())
+        if not self.bio:
+            return False
+        bio, name = self.bio.casefold(), self.article.author.casefold()
+        # The whole name: "Ann" does not name "Annabel Lee is ...".
+        return bio.startswith(name) and not bio[len(name) : len(name) + 1].isalnum()
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,9 +73,16 @@ class Digest:
     @property
     def language(self) -> str:
         """The articles' most common language tag, for ``<html lang>``."""
-        found = Counter(i.article.language for i in self.items
-                        if i.article.language and _LANGUAGE_TAG.fullmatch(i.article.language))
-        return found.most_common(1)[0][0] if found else "en"
+        # "en", "EN" and a layout header's "en_GB"-style tag differ in spelling
+        # only: counted as one, shown as first written. A tie goes to the lead.
+        found: Counter[str] = Counter()
+        spelled: dict[str, str] = {}
+        for item in self.items:
+            tag = (item.article.language or "").replace("_", "-")
+            if _LANGUAGE_TAG.fullmatch(tag):
+                found[tag.casefold()] += 1
+                spelled.setdefault(tag.casefold(), tag)
+        return spelled[found.most_common(1)[0][0]] if found else "en"
 
 
 def summary_for(article: Article, max_words: int) -> str:

@@ -276,7 +276,10 @@ def read_layout(text: str) -> RawArticle:
         i += 1
     if i < len(lines) and lines[i].strip().startswith("URL:"):
         # Optional: where the full story lives, so the digest can link to it.
-        f["url"] = RawField(lines[i].strip()[len("URL:") :].strip(), i + 1)
+        url = lines[i].strip()[len("URL:") :].strip()
+        if not url:  # else the story would silently go out as a dead end
+            raise LayoutError("the 'URL:' line has no address; add one or drop the line", i + 1)
+        f["url"] = RawField(url, i + 1)
         i += 1
     if i < len(lines) and lines[i].strip() == title:
         i += 1

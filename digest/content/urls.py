@@ -35,7 +35,7 @@ def _fields(article: Article) -> Mapping[str, str | None]:
 
 def check_template(template: str) -> None:
     """Raise a ConfigError naming ``--url-template`` unless the template is an
-    http(s) URL whose every ``{field}`` is one this module fills."""
+    http(s) URL with a host, whose every ``{field}`` is one this module fills."""
     try:
         parts = list(string.Formatter().parse(template))
     except ValueError as exc:
@@ -44,13 +44,30 @@ def check_template(template: str) -> None:
     for _, field, spec, conversion in parts:
         if field is None:
             continue
-        if field not in FIELDS or spec or conversion:
-            raise ConfigError(f"unknown field {{{field}}}; known fields: "
+        if field not in FIELDS:
+            raise ConfigError(f"unknown field {_braced(field)}; known fields: "
                               + ", ".join("{" + f + "}" for f in FIELDS),
                               source="--url-template")
-    if urlsplit(template.split("{", 1)[0]).scheme not in ("http", "https"):
-        raise ConfigError(f"{shown(template)} is not an http(s) URL, e.g. "
+        if spec or conversion:
+            # A link's parts are slugs and numbers: a spec could only garble them.
+            raise ConfigError(f"{_braced(field, spec, conversion)} has a format spec; "
+                              f"write {{{field}}}", source="--url-template")
+    # Filled with a stand-in, so a host made of fields ({lang}.example.org) passes
+    # and a template without one (https:///{slug}) does not.
+    try:
+        sample = urlsplit(template.format_map(dict.fromkeys(FIELDS, "x")))
+        usable = sample.scheme in ("http", "https") and bool(sample.hostname)
+    except ValueError:  # urlsplit refuses some hosts outright: https://[::1/{slug}
+        usable = False
+    if not usable:
+        raise ConfigError(f"{shown(template)} is not an http(s) URL with a host, e.g. "
                           "https://example.org/{section}/{slug}", source="--url-template")
+
+
+def _braced(field: str, spec: str | None = None, conversion: str | None = None) -> str:
+    """The field as written, cut like any quoted value so the error stays one line."""
+    inner = field + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+    return "{" + (inner if len(inner) <= 40 else inner[:40] + "…") + "}"
 
 
 def link(article: Article, template: str) -> str | None:

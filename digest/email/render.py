@@ -186,13 +186,21 @@ def render_subject(env: jinja2.Environment, digest: Digest, template: str | None
         # Not autoescaped: a subject is a header, not HTML; headers.py encodes it.
         compiled = env.overlay(autoescape=False).from_string(template)
     except jinja2.TemplateSyntaxError as exc:
-        raise TemplateError("--subject", f"syntax error: {exc.message}") from exc
+        raise TemplateError("--subject", f"syntax error: {_one_line(exc)}") from exc
     try:
-        return " ".join(compiled.render(context).split())
+        # Whitespace collapsed: no CR or LF from a title or the template reaches the header.
+        subject = " ".join(compiled.render(context).split())
     except Exception as exc:  # the user's template: {{ lead.titel }}, {{ 1/0 }}
-        message = exc.message if isinstance(exc, jinja2.UndefinedError) else str(exc)
-        raise TemplateError("--subject", f"{message}; it may use lead, count, name "
+        raise TemplateError("--subject", f"{_one_line(exc)}; it may use lead, count, name "
                             "and date") from exc
+    if not subject:
+        raise TemplateError("--subject", "renders an empty subject; use e.g. "
+                            "'{{ lead.title }}'")
+    return subject
+
+
+def _one_line(exc: Exception) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def render_digest(env: jinja2.Environment, digest: Digest,
