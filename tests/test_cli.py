@@ -14,7 +14,7 @@ import pytest
 from tests.helpers import AS_OF, REPO, run
 
 
-def test_articles_json_lists_the_window_newest_first(workdir: Path) -> None:
+def test_articles_json_lists_the_window_in_the_editors_order(workdir: Path) -> None:
     code, out, _ = run("articles", "--as-of", AS_OF, "--format", "json")
     assert code == 0
     items = json.loads(out)
@@ -23,8 +23,13 @@ def test_articles_json_lists_the_window_newest_first(workdir: Path) -> None:
     assert [i["date"] for i in sorted(items, key=lambda i: i["date"])]  # ISO strings
     from datetime import datetime
 
+    # The sample's featured story, then its two weighted ones (weight 1, 2), then the
+    # rest newest first.
+    assert [item["source"] for item in items[:3]] == [
+        "articles/council-budget-vote.md", "articles/library-late-fees.md",
+        "articles/harbour-wind-farm.md"]
     instants = [datetime.fromisoformat(d) for d in dates]
-    assert instants == sorted(instants, reverse=True)
+    assert instants[3:] == sorted(instants[3:], reverse=True)
     assert all(datetime.fromisoformat("2026-11-21T00:00:00+00:00") <= t for t in instants)
     assert all(t < datetime.fromisoformat("2026-11-28T00:00:00+00:00") for t in instants)
     keys = {"title", "author", "date", "tags", "section", "summary", "author_bio", "source"}

@@ -239,12 +239,12 @@ def test_long_subject_is_folded_and_round_trips(make_article):
 def test_greeting_email_and_unsubscribe_in_both_parts(template):
     plain, markup = parts(parse(template.personalize(ZOE, "r7Kq2mXw0001").data))
     unsubscribe, preferences, _ = links("r7Kq2mXw0001")
-    assert plain.startswith("Hi Zoë Traoré,\n")
-    assert "You receive Harbour Weekly as zoe@example.org.\n" in plain
+    assert plain.startswith("HARBOUR WEEKLY\nNovember 28, 2026\n\nHi Zoë Traoré,\n")
+    assert "You receive Harbour Weekly as zoe@example.org because you subscribed.\n" in plain
     assert f"Unsubscribe: {unsubscribe}\n" in plain
     assert f"Manage your preferences: {preferences}\n" in plain
     assert re.search(r'<td class="greeting"[^>]*>Hi Zoë Traoré,</td>', markup)
-    assert "You receive Harbour Weekly as zoe@example.org." in markup
+    assert "You receive Harbour Weekly as zoe@example.org because you subscribed." in markup
     assert f'<a href="{unsubscribe}"' in markup
     assert f'<a href="{preferences}"' in markup
     for part in (plain, markup):
@@ -286,7 +286,7 @@ def test_without_a_key_links_are_marked_placeholders(rendered):
 def test_nameless_subscriber_gets_a_generic_greeting(template):
     message = parse(template.personalize(NAMELESS).data)
     plain, markup = parts(message)
-    assert plain.startswith("Hi there,\n")
+    assert plain.startswith("HARBOUR WEEKLY\nNovember 28, 2026\n\nHi there,\n")
     assert ">Hi there,</td>" in markup
     assert message["To"] == "anon@example.org"
 
@@ -294,7 +294,7 @@ def test_nameless_subscriber_gets_a_generic_greeting(template):
 def test_html_in_a_name_is_escaped_in_html_and_raw_in_text(template):
     message = parse(template.personalize(BOB).data)
     plain, markup = parts(message)
-    assert plain.startswith("Hi <b>Bob</b> & co,\n")
+    assert plain.startswith("HARBOUR WEEKLY\nNovember 28, 2026\n\nHi <b>Bob</b> & co,\n")
     assert ">Hi &lt;b&gt;Bob&lt;/b&gt; &amp; co,</td>" in markup
     assert "<b>Bob</b>" not in markup
     assert message["To"].addresses[0].display_name == "<b>Bob</b> & co"
@@ -659,11 +659,12 @@ def test_recipients_share_every_line_except_their_own_values(template):
     data_a = template.personalize(ann, "a1b2c3d4e5f6").data
     data_b = template.personalize(bart, "f6e5d4c3b2a1").data
 
-    values_a = ["Hi Ann Lee,", "ann@example.org", *links("a1b2c3d4e5f6")[:2]]
+    # The footer lists the preferences link before the unsubscribe link.
+    values_a = ["Hi Ann Lee,", "ann@example.org", *links("a1b2c3d4e5f6")[1::-1]]
     values_b = [
         "Hi Bartholomew Q. Featherstonehaugh-Longname & Sons",
         "bartholomew.featherstonehaugh@example.org",
-        *links("f6e5d4c3b2a1")[:2],
+        *links("f6e5d4c3b2a1")[1::-1],
     ]
     values_b[0] += ","
     text_a, text_b = personal_blocks(wire_part(data_a, "plain"), wire_part(data_b, "plain"))

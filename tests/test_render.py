@@ -71,8 +71,11 @@ def test_html_escapes_every_content_field(nasty):
     assert not doc.xpath("//script | //i | //live")
 
 
-def test_preheader_escapes_titles(nasty):
-    assert 'mso-hide:all;">Council &lt;script&gt;' in nasty.html
+def test_preheader_escapes_titles(make_article, make_digest):
+    # The preheader names the stories after the lead, so the nasty title goes second.
+    digest = make_digest([make_article("Ferry timetable changes"), make_article(NASTY_TITLE)])
+    html = render_digest(make_environment(), digest).html
+    assert 'overflow:hidden;">Council &lt;script&gt;alert(1)&lt;/script&gt; Q&amp;A' in html
 
 
 def test_text_and_subject_are_not_escaped(nasty):
@@ -289,7 +292,8 @@ def test_hidden_preheader(page, sample_articles):
     assert "display:none" in style
     assert "mso-hide:all" in style
     text = preheader.text_content()
-    assert text.startswith(" · ".join(a.title for a in sample_articles))
+    # The subject names the lead; the preview line names the stories after it.
+    assert text.startswith(" · ".join(a.title for a in sample_articles[1:]) + "\u200c")
 
 
 def test_container_is_600px(page):
@@ -373,10 +377,10 @@ def test_text_items_are_numbered_and_separated_by_a_blank_line(rendered, sample_
 
 
 def test_text_item_with_bio_is_followed_by_a_blank_line(make_article, make_digest):
-    first = make_article("First", author="Ann", author_bio="Ann writes.")
+    first = make_article("First", author="Ann", author_bio="Writes about ferries.")
     second = make_article("Second", author="Bo")
     text = render_digest(make_environment(), make_digest([first, second])).text
-    assert "About Ann: Ann writes.\n\n2. Second\n" in text
+    assert "About Ann: Writes about ferries.\n\n2. Second\n" in text
 
 
 def test_text_wraps_long_summaries(make_article, make_digest):

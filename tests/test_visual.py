@@ -1,11 +1,13 @@
 """The built HTML in a real browser (system Chromium through Playwright):
-600 px on a desktop, no sideways scrolling on a phone, a dark-mode palette,
-and a preheader nobody sees."""
+600 px on a desktop (with or without its <style>), no sideways scrolling on a phone,
+a dark-mode palette, and a preheader nobody sees."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from click.testing import CliRunner
@@ -36,8 +38,16 @@ def browser() -> Iterator[object]:
         instance.close()
 
 
-def measure(browser: object, html: Path, width: int, scheme: str = "light") -> dict[str, object]:
+def open_page(browser: object, width: int) -> Any:
+    """A page of WIDTH that never reaches the network: the sample's lead image lives on
+    https://example.org, and a test must not depend on fetching it."""
     page = browser.new_page(viewport={"width": width, "height": 900})  # type: ignore[attr-defined]
+    page.route(re.compile(r"^https?://"), lambda route: route.abort())
+    return page
+
+
+def measure(browser: object, html: Path, width: int, scheme: str = "light") -> dict[str, object]:
+    page = open_page(browser, width)
     page.emulate_media(color_scheme=scheme)
     page.goto(html.as_uri())
     values: dict[str, object] = page.evaluate("""() => {
@@ -77,4 +87,27 @@ def test_dark_mode_changes_the_palette(browser: object, digest_html: Path) -> No
 def test_preheader_is_hidden_but_present(browser: object, digest_html: Path) -> None:
     seen = measure(browser, digest_html, 1024)
     assert seen["preheaderHeight"] == 0
-    assert "Council Passes Budget" in str(seen["preheaderText"])
+    # The stories after the lead (the subject already names the lead).
+    assert str(seen["preheaderText"]).startswith("City Libraries Scrap Late Fees")
+
+
+def png_width(png: bytes) -> int:
+    """The width in a PNG's IHDR chunk, which follows the 8-byte signature."""
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
+    return int.from_bytes(png[16:20], "big")
+
+
+def test_without_style_the_desktop_is_still_a_600px_column(
+        browser: object, digest_html: Path, tmp_path: Path) -> None:
+    """A client that drops <style> sees only the inline styles: the column, and the lead
+    story's image inside it, keep their widths."""
+    html = digest_html.read_text(encoding="utf-8")
+    stripped = tmp_path / "stripped.html"
+    stripped.write_text(re.sub(r"<style\b.*?</style>", "", html, flags=re.S), encoding="utf-8")
+    assert "<style" not in stripped.read_text(encoding="utf-8")
+    page = open_page(browser, 1024)
+    page.goto(stripped.as_uri())
+    assert png_width(page.locator("table.container").screenshot(timeout=5000)) == 600
+    assert png_width(page.locator("td.lead img").screenshot(timeout=5000)) == 536
+    assert page.evaluate("document.documentElement.scrollWidth") == 1024
+    page.close()
