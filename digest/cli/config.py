@@ -34,6 +34,10 @@ MAX_CONFIG_BYTES = 1 << 20  # a config file is a few hundred bytes
 # Secrets are settable in the file (or the environment) but never as a flag,
 # so they never show up in the process list or shell history.
 FILE_ONLY_KEYS = ("smtp_password", "secret_file", "imap_password")
+# And the reverse: flags that only a person at the keyboard may give. A `test`
+# left in the file, or DIGEST_TEST left exported, would quietly turn every cron
+# send into a test send.
+FLAG_ONLY_KEYS = ("test",)
 
 
 @dataclass(frozen=True, slots=True)

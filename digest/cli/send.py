@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -30,14 +30,21 @@ if TYPE_CHECKING:
     from digest.delivery.report import SendReport
     from digest.delivery.request import SendRequest
     from digest.delivery.sender import Tally
+    from digest.delivery.testsend import SendTestResult
     from digest.email.options import RenderOptions
     from digest.email.wrap import Wrapper
 
 
 def send_options(f: F) -> F:
     for decorator in reversed([
-        option("--list", "lists", multiple=True, required=True, type=click.Path(path_type=Path),
-               help="Subscriber CSV file (repeatable; merged, duplicates dropped)."),
+        option("--list", "lists", multiple=True, type=click.Path(path_type=Path),
+               help="Subscriber CSV file (repeatable; merged, duplicates dropped). "
+                    "Required, except with --test."),
+        option("--test", "tests", multiple=True, metavar="ADDR", envvar=None,
+               show_envvar=False,
+               help="Send the issue the options select now to ADDR only (repeatable), "
+                    "subject '[Test] ': nothing journalled or suppressed, and every run "
+                    "sends again. An ADDR in --list gets that subscriber's variant."),
         option("--transport", default="maildir:outbox", show_default=True,
                help="maildir:PATH, smtp://[user@]host[:port] (STARTTLS) or smtps://..."),
         option("--campaign", default=None,
@@ -64,7 +71,8 @@ def send_options(f: F) -> F:
         option("--ca-file", type=click.Path(path_type=Path, dir_okay=False), default=None,
                help="PEM file of CA certificates to trust, for a private CA."),
         option("--report", "report_file", type=click.Path(path_type=Path, dir_okay=False),
-               default=None, help="Write a JSON summary of the run here."),
+               default=None, help="Write a JSON summary of the run here (not with --test, "
+                                  "which leaves it alone)."),
         option("--quiet", "-q", is_flag=True, default=False, help="Print only errors."),
         option("--dry-run", is_flag=True, default=False, help="Build everything, deliver nothing."),
         option("--min-interval", type=DurationParam(), default="6d", show_default=True,
@@ -151,12 +159,20 @@ def send(obj: dict[str, Any] | None, /, **params: Any) -> None:
     Examples:
       digest send --since 7d --list subscribers.example.csv
       digest send --list subscribers.csv --transport maildir:/var/mail/digest --dry-run
+      digest send --test me@example.org --list subscribers.csv   # after every edit
       DIGEST_SMTP_PASSWORD=... digest send --list subscribers.csv \\
           --transport smtp://news@mail.example.org:587 --rate 50 --report run.json
     """
     from digest.delivery.campaign import send as send_issue
 
     quiet, report_file = params.pop("quiet"), params.pop("report_file")
+    tests = params.pop("tests")
+    if tests:
+        _send_tests(obj, params, tests, quiet)
+    if not params["lists"]:  # optional only for --test; otherwise click's own error
+        ctx = click.get_current_context()
+        lists = next(p for p in ctx.command.params if p.name == "lists")
+        raise click.MissingParameter(ctx=ctx, param=lists)
     if report_file is not None and not report_file.parent.is_dir():
         raise ConfigError(f"the folder of {report_file} does not exist; create it first",
                           source="--report")
@@ -168,9 +184,46 @@ def send(obj: dict[str, Any] | None, /, **params: Any) -> None:
     _finish(report, report_file, request.transport.description, quiet)
 
 
-def _request(obj: dict[str, Any] | None, params: dict[str, Any], now: datetime) -> SendRequest:
+def _send_tests(obj: dict[str, Any] | None, params: dict[str, Any], addresses: tuple[str, ...],
+                quiet: bool) -> NoReturn:
+    """``--test``: the issue, now, to ``addresses``, recorded nowhere. --report is
+    not written, so a test never overwrites the report a cron run left."""
+    from digest.delivery.testsend import send_test
+
+    now = datetime.now(UTC)
+    params.pop("progress_every")
+    request = _request(obj, params, now, test=True)
+    report = send_test(request, addresses, now=now, warn=warn)
+    if report.articles == 0 and not quiet:
+        click.echo("No articles selected; nothing sent.")
+    for result in report.results:
+        if result.note and not quiet:
+            click.echo(f"Note: {result.note}.")
+        if result.status in ("sent", "built", "skipped"):
+            if not quiet:
+                click.echo(_test_line(result))
+        elif result.status != "unsent":  # what stopped the run is said once, below
+            click.secho(f"Error: the test to {result.address} was not delivered "
+                        f"({result.status}): {result.reply}", fg="red", err=True)
+    if report.stopped is not None:
+        click.secho(f"Error: {report.stopped}", fg="red", err=True)
+    sys.exit(report.exit_code)
+
+
+def _test_line(result: SendTestResult) -> str:
+    variant = f"variant: {result.stories} {'story' if result.stories == 1 else 'stories'}"
+    if result.status == "built":
+        return f"Dry run: would send test to {result.address} ({variant}); nothing was delivered."
+    if result.status == "skipped":
+        return f"No test for {result.address}: {result.reply}, so a real send skips them too."
+    return f"Sent test to {result.address} ({variant})."
+
+
+def _request(obj: dict[str, Any] | None, params: dict[str, Any], now: datetime, *,
+             test: bool = False) -> SendRequest:
     """The options, resolved into one SendRequest. Sending to a list needs a
-    key for its links; a Maildir preview may go without, with placeholders."""
+    key for its links; a Maildir preview or a ``test`` may go without, with
+    placeholders."""
     from digest.cli.secret import signing_keys
     from digest.delivery.connect import make_transport
     from digest.delivery.request import Cadence, SendRequest
@@ -192,11 +245,12 @@ def _request(obj: dict[str, Any] | None, params: dict[str, Any], now: datetime) 
     list_format, journal = params.pop("list_format"), not params.pop("no_journal")
     keys = signing_keys(obj)
     if keys is None and not dry_run:
-        if not spec.startswith("maildir:"):
+        if not (test or spec.startswith("maildir:")):
             raise ConfigError(f"sending to a list needs a key to sign its unsubscribe links; "
                               f"{HOW_TO}", source="--transport")
         warn("no link-signing key (DIGEST_SECRET or secret-file): the unsubscribe links in "
-             "this Maildir preview are placeholders that no server accepts")
+             f"this {'test' if test else 'Maildir preview'} are placeholders that no server "
+             "accepts")
     wrapping = {k: params.pop(k) for k in ("dkim_keys", "dkim_selectors", "dkim_domain",
                                            "bounce_domain")}
     settings = settings_from(params, now)

@@ -50,8 +50,8 @@ class SuppressionCheck(Protocol):
     def reason(self, email: str) -> str | None: ...
 
 
-def _entries(rows: Iterator[ListRow], variants: Variants, suppressions: SuppressionCheck,
-             chosen: Chosen, warn: Warn) -> Iterator[Entry]:
+def journal_entries(rows: Iterator[ListRow], variants: Variants, suppressions: SuppressionCheck,
+                    chosen: Chosen, warn: Warn) -> Iterator[Entry]:
     """Journal entries for the list's rows, with each person's status decided.
     A subscriber's own choice on the preferences page (``chosen``) overrides
     the tags their list gives them."""
@@ -118,7 +118,7 @@ def send(
             rows = iter_subscribers(list(request.lists), list_format=request.list_format,
                                     known_tags=known_tags(loaded))
             journal.pin(plan.record(now))
-            entries = _entries(rows, variants, suppressions, store.preferences.get, warn)
+            entries = journal_entries(rows, variants, suppressions, store.preferences.get, warn)
             journal.add(plan.campaign, entries, queued_at=stamp(now))
             recovered = journal.recover(plan.campaign)
             store.apply_suppressions(plan.campaign)
@@ -221,7 +221,8 @@ def _dry_run(request: SendRequest, loaded: LoadResult, now: datetime,
         rows = iter_subscribers(list(request.lists), list_format=request.list_format,
                                 known_tags=known_tags(loaded))
         counts: dict[str, int] = {}
-        entries = _entries(rows, variants, _ReadOnly(suppressions), store.preferences.get, warn)
+        entries = journal_entries(rows, variants, ReadOnly(suppressions),
+                                  store.preferences.get, warn)
         for entry in entries:
             status = entry.status
             if status == "pending":
@@ -235,8 +236,9 @@ def _dry_run(request: SendRequest, loaded: LoadResult, now: datetime,
                       issue=plan.definition.as_dict(), resumed=plan.resumed is not None)
 
 
-class _ReadOnly:
-    """A suppression list that answers questions but records nothing (dry runs)."""
+class ReadOnly:
+    """A suppression list that answers questions but records nothing (dry runs
+    and test sends)."""
 
     def __init__(self, inner: SuppressionStore) -> None:
         self._inner = inner

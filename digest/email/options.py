@@ -20,6 +20,7 @@ class RenderOptions:
     templates: Path | None = None
     signer: Signer | None = None  # signs every link; None gives marked placeholders
     subject: str | None = None
+    subject_prefix: str = ""  # "[Test] " on a test send
 
     def check(self) -> None:
         if self.templates is not None and not self.templates.is_dir():

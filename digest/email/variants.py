@@ -10,6 +10,7 @@ number of variants, not the size of the list.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import datetime
 
 from digest.content.selection import IssueOptions
@@ -62,6 +63,8 @@ class Variants:
         if chosen not in self._by_set:
             digest = make_digest(self.issue, self.render, [self.articles[i] for i in chosen])
             rendered = render_digest(self._env, digest, self._recipient, self.render.subject)
+            if self.render.subject_prefix:  # before the headers are built and checked
+                rendered = replace(rendered, subject=self.render.subject_prefix + rendered.subject)
             self._by_set[chosen] = MessageTemplate(
                 rendered, identity=self.identity,
                 campaign=self.campaign, sent_at=self.sent_at, links=self.links,
