@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from digest.cli.campaign import campaign as campaign_group
-from digest.cli.config import DEFAULT_CONFIG, FILE_ONLY_KEYS, read_config
+from digest.cli.check import check
+from digest.cli.config import DEFAULT_CONFIG, FILE_ONLY_KEYS, FLAG_ONLY_KEYS, read_config
 from digest.cli.dkim import dkim
 from digest.cli.inbox import inbox
 from digest.cli.kit import (
@@ -30,6 +31,7 @@ from digest.cli.kit import (
     warn,
 )
 from digest.cli.lists import subscribers, suppress
+from digest.cli.preview import preview
 from digest.cli.secret import secret
 from digest.cli.send import send
 from digest.cli.serve import serve
@@ -56,8 +58,9 @@ def _flag_params(group: click.Group) -> dict[str, click.Parameter]:
     for command in _commands(group):
         for param in command.params:
             for opt in getattr(param, "opts", []):
-                if opt.startswith("--") and param.name:
-                    params.setdefault(opt[2:].replace("-", "_"), param)
+                key = opt[2:].replace("-", "_")
+                if opt.startswith("--") and param.name and key not in FLAG_ONLY_KEYS:
+                    params.setdefault(key, param)
     return params
 
 
@@ -256,7 +259,8 @@ def status(state: Path, campaign: str | None, fmt: str) -> None:
                    f"{p['reply'] or ''}")
 
 
-for command in (send, suppress, subscribers, campaign_group, secret, serve, inbox, dkim):
+for command in (send, suppress, subscribers, campaign_group, secret, serve, inbox, dkim,
+                preview, check):
     cli.add_command(command)
 
 
