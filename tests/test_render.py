@@ -296,14 +296,16 @@ def test_hidden_preheader(page, sample_articles):
     assert text.startswith(" · ".join(a.title for a in sample_articles[1:]) + "\u200c")
 
 
-def test_container_is_600px(page):
+def test_container_is_fluid_up_to_600px_and_600_in_outlook(page, rendered):
     containers = page.xpath("//table[@class='container']")
     assert len(containers) == 1
     container = containers[0]
-    assert container.get("width") == "600"
+    assert container.get("width") == "100%"
     style = container.get("style").replace(" ", "")
-    assert "width:600px" in style
+    assert "width:100%" in style
     assert "max-width:600px" in style
+    # Outlook ignores max-width: its conditional wrapper fixes the width instead.
+    assert '<!--[if mso]><table role="presentation" width="600"' in rendered.html
     assert container.get("role") == "presentation"
 
 

@@ -111,3 +111,15 @@ def test_without_style_the_desktop_is_still_a_600px_column(
     assert png_width(page.locator("td.lead img").screenshot(timeout=5000)) == 536
     assert page.evaluate("document.documentElement.scrollWidth") == 1024
     page.close()
+
+
+def test_without_style_a_phone_still_never_scrolls_sideways(
+        browser: object, digest_html: Path, tmp_path: Path) -> None:
+    """Gmail's app drops <style> for non-Google accounts, and with it the @media rule
+    that narrows the column: the inline styles alone must fit a 375 px phone."""
+    html = digest_html.read_text(encoding="utf-8")
+    stripped = tmp_path / "stripped.html"
+    stripped.write_text(re.sub(r"<style\b.*?</style>", "", html, flags=re.S), encoding="utf-8")
+    seen = measure(browser, stripped, 375)
+    assert seen["scrollWidth"] <= 375
+    assert seen["container"] <= 375
