@@ -164,6 +164,17 @@ def test_a_readonly_store_of_nothing_creates_nothing(tmp_path: Path) -> None:
     assert not state.exists()
 
 
+def test_a_readonly_look_at_preferences_without_a_suppression_list(tmp_path: Path) -> None:
+    # `digest serve` saves a preference first: the file exists, its suppressions table not.
+    with closing(open_store(tmp_path)) as store:
+        store.preferences.set("ann@example.org", ("budget",), "web:test", QUEUED)
+    before = snapshot(tmp_path)
+    with closing(open_store(tmp_path, readonly=True)) as store:
+        assert store.suppressions.reason("ann@example.org") is None
+        assert store.preferences.get("ann@example.org") is not None
+    assert snapshot(tmp_path) == before
+
+
 def test_a_readonly_look_at_an_old_suppression_list_rekeys_it_first(tmp_path: Path) -> None:
     # Keys written before address_key casefolded every local part; read as they
     # stand, straße would match strasse. Rekeying is the one write a look allows.

@@ -29,6 +29,15 @@ CREATE INDEX IF NOT EXISTS suppressions_created ON suppressions (created_at);
 _KEYED = 1  # user_version once every key is address_key(email)
 
 
+def _has_table(path: Path, table: str) -> bool:
+    db = connect_readonly(path, "sqlite_master")
+    try:
+        found = db.execute("SELECT 1 FROM sqlite_master WHERE name=?", (table,)).fetchone()
+        return found is not None
+    finally:
+        db.close()
+
+
 class SqliteSuppressions:
     """The suppression list of one state folder.
 
@@ -39,6 +48,10 @@ class SqliteSuppressions:
     def __init__(self, path: Path, *, readonly: bool = False, memory: bool = False) -> None:
         self.path = path
         try:
+            # A file that holds other tables (preferences saved by `digest serve`)
+            # but no list yet reads as an empty list, like no file at all.
+            if readonly and not memory and not _has_table(path, "suppressions"):
+                memory = True
             if memory:
                 self._db = sqlite3.connect(":memory:", isolation_level=None)
                 self._db.executescript(_SCHEMA)
