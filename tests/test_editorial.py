@@ -124,6 +124,8 @@ BAD_VALUES = {
                            "-1000000 and 1000000"),
     "bad-image-ftp.md": "bad 'image': 'ftp://x' is not an http(s) URL",
     "bad-image-javascript.md": "bad 'image': 'javascript:alert(1)' is not an http(s) URL",
+    "bad-image-http.md": ("bad 'image': 'http://images.example.org/pier.jpg' is not an https "
+                          "URL; images must be served over https"),
     # int() would read "1_0" as 10 (and Arabic-Indic digits as numbers too).
     "bad-weight-underscore.md": "bad 'weight': expected a whole number, got '1_0'",
 }

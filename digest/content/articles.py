@@ -122,6 +122,14 @@ def _weight(value: object) -> int:
     return value
 
 
+def _image(value: object) -> str:
+    # Mail clients block or warn about plain-http images inside an https world.
+    url = _url(value)
+    if urlsplit(url).scheme != "https" or not urlsplit(url).netloc:
+        raise ValueError(f"{shown(url)} is not an https URL; images must be served over https")
+    return url
+
+
 FIELDS: Mapping[str, Callable[[object], object]] = {
     "title": _text,
     "author": _text,
@@ -134,7 +142,7 @@ FIELDS: Mapping[str, Callable[[object], object]] = {
     "language": _text,
     "featured": _flag,
     "weight": _weight,
-    "image": _url,
+    "image": _image,
     "image_alt": _text,
 }
 KNOWN_KEYS = tuple(FIELDS)
