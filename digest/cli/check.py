@@ -13,7 +13,7 @@ import click
 
 from digest.cli.kit import (
     format_option,
-    option,
+    list_options,
     render_options,
     reports_errors,
     selection_options,
@@ -24,11 +24,8 @@ from digest.cli.kit import (
 @click.command()
 @selection_options
 @render_options
-@option("--list", "lists", multiple=True, type=click.Path(path_type=Path),
-        help="Subscriber CSV file a send would go to (repeatable): check each variant its "
-        "readers get, and what a bulk send needs.")
-@option("--list-format", type=click.Choice(["digest", "mailchimp", "listmonk"]), default=None,
-        help="Read every list as this format (default: detect it).")
+@list_options("Subscriber CSV file a send would go to (repeatable): check each variant "
+              "its readers get, and what a bulk send needs.")
 @format_option
 @click.pass_obj
 @reports_errors

@@ -170,6 +170,19 @@ def reports_errors(f: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def list_options(help: str, *, required: bool = False) -> Callable[[F], F]:
+    """``--list`` (repeatable) and ``--list-format``: the lists a command reads."""
+
+    def decorate(f: F) -> F:
+        f = option("--list-format", type=click.Choice(["digest", "mailchimp", "listmonk"]),
+                   default=None,
+                   help="Read every list as this format (default: detect it from the header).")(f)
+        return option("--list", "lists", multiple=True, required=required,
+                      type=click.Path(path_type=Path), help=help)(f)
+
+    return decorate
+
+
 def state_option(f: F) -> F:
     return option("--state", type=click.Path(path_type=Path), default=Path(".digest"),
                   show_default=True, help="Folder for the journal, the lock and the "

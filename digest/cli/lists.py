@@ -8,7 +8,7 @@ from pathlib import Path
 
 import click
 
-from digest.cli.kit import format_option, option, reports_errors, state_option
+from digest.cli.kit import format_option, list_options, option, reports_errors, state_option
 
 
 @click.group()
@@ -17,10 +17,7 @@ def subscribers() -> None:
 
 
 @subscribers.command("check")
-@option("--list", "lists", multiple=True, required=True, type=click.Path(path_type=Path),
-        help="Subscriber list (repeatable).")
-@option("--list-format", type=click.Choice(["digest", "mailchimp", "listmonk"]), default=None,
-        help="Read every list as this format (default: detect it from the header).")
+@list_options("Subscriber list (repeatable).", required=True)
 @option("--articles", type=click.Path(path_type=Path), default=Path("articles"),
         show_default=True, help="Articles folder, to check tag preferences against.")
 @state_option

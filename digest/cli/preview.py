@@ -9,6 +9,7 @@ from typing import Any
 import click
 
 from digest.cli.kit import (
+    list_options,
     option,
     render_options,
     reports_errors,
@@ -25,10 +26,7 @@ from digest.cli.kit import (
 @option("--subscriber", default=None, metavar="EMAIL",
         help="Preview this subscriber's variant: the articles their tags select, with "
         "their name and address. Needs --list.")
-@option("--list", "lists", multiple=True, type=click.Path(path_type=Path),
-        help="Subscriber CSV file that has --subscriber (repeatable).")
-@option("--list-format", type=click.Choice(["digest", "mailchimp", "listmonk"]),
-        default=None, help="Read every list as this format (default: detect it).")
+@list_options("Subscriber CSV file that has --subscriber (repeatable).")
 @state_option
 @option("--out", type=click.Path(path_type=Path), default=Path("preview"), show_default=True,
         help="Folder for the PNGs, digest.html and sample.eml.")

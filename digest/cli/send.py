@@ -15,6 +15,7 @@ import click
 from digest.cli.kit import (
     F,
     FiniteFloat,
+    list_options,
     option,
     render_options,
     reports_errors,
@@ -37,9 +38,8 @@ if TYPE_CHECKING:
 
 def send_options(f: F) -> F:
     for decorator in reversed([
-        option("--list", "lists", multiple=True, type=click.Path(path_type=Path),
-               help="Subscriber CSV file (repeatable; merged, duplicates dropped). "
-                    "Required, except with --test."),
+        list_options("Subscriber CSV file (repeatable; merged, duplicates dropped). "
+                     "Required, except with --test."),
         option("--test", "tests", multiple=True, metavar="ADDR", envvar=None,
                show_envvar=False,
                help="Send the issue the options select now to ADDR only (repeatable), "
@@ -50,8 +50,6 @@ def send_options(f: F) -> F:
         option("--campaign", default=None,
                help="Campaign id. Default: ISO week, list and tags, e.g. "
                     "2026-W48-subscribers-all."),
-        option("--list-format", type=click.Choice(["digest", "mailchimp", "listmonk"]),
-               default=None, help="Read every list as this format (default: detect it)."),
         option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True,
                help="SMTP connections in parallel."),
         option("--rate", type=FiniteFloat(min=0, min_open=True), default=None,
