@@ -99,6 +99,7 @@ class Article:
     weight: int | None = None  # the editor's order: lighter first, before unweighted
     image: str | None = None
     image_alt: str | None = None
+    markdown: str | None = None  # the body as written, for a Markdown article's web page
 
     @property
     def tag_slugs(self) -> frozenset[str]:

@@ -61,11 +61,12 @@ class Settings:
     url_template: str | None = None
     subject: str | None = None
     postal_address: str | None = None
+    archive_url: str | None = None
 
     def source(self) -> Source:
         from digest.content.folder import Source
 
-        return Source(self.articles, self.strict, self.url_template)
+        return Source(self.articles, self.strict, self.url_template, self.archive_url)
 
     def issue(self) -> IssueOptions:
         """The issue's options; reads the editor's note, if there is one."""
@@ -83,7 +84,7 @@ class Settings:
         from digest.email.options import RenderOptions
 
         identity = Identity(self.name, self.sender, self.reply_to, self.site_url,
-                            self.postal_address)
+                            self.postal_address, self.archive_url)
         signer = make_signer(keys, identity) if keys else None
         return RenderOptions(identity, self.templates, signer, self.subject)
 

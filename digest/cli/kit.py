@@ -135,6 +135,9 @@ def render_options(f: F) -> F:
         option("--subject", default=None, metavar="TEMPLATE",
                help="Subject as a Jinja template with lead, count, name and date. "
                "Default: the lead story's title and \"and N more\"."),
+        option("--archive-url", default=None,
+               help="Where the web archive (digest archive) is published: each message "
+               "links to its issue page there, and stories without a link to theirs."),
         option("--postal-address", default=None,
                help="The sender's postal address, shown in every footer; a bulk send "
                "needs one (CAN-SPAM)."),

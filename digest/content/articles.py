@@ -188,6 +188,7 @@ def build_article(path: Path, raw: RawArticle, bios: Mapping[str, str]) -> Artic
     values.setdefault("tags", ())
     if "author_bio" not in values and str(values["author"]) in bios:
         values["author_bio"] = bios[str(values["author"])]
+    values["markdown"] = raw.markdown
     return Article(source=path, body=raw.body, **values)  # type: ignore[arg-type]
 
 

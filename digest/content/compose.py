@@ -48,6 +48,7 @@ class Digest:
     site_url: str | None = None
     intro: str | None = None
     postal_address: str | None = None
+    view_url: str | None = None  # this page in the web archive
 
     @property
     def lead(self) -> DigestItem | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from digest.content.articles import LoadResult, load_articles
 from digest.content.selection import IssueOptions, select
-from digest.content.urls import check_template, with_urls
+from digest.content.urls import check_template, with_archive_links, with_urls
 from digest.model import Article
 
 Warn = Callable[[str], None]
@@ -17,20 +17,23 @@ Warn = Callable[[str], None]
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """Where the articles are, whether a bad one stops the run, and the
-    template that gives a link to articles without one."""
+    """Where the articles are, whether a bad one stops the run, and what
+    gives a link to articles without one (the URL template, the archive)."""
 
     folder: Path
     strict: bool = False
     url_template: str | None = None
+    archive_url: str | None = None
 
     def __post_init__(self) -> None:
         if self.url_template:
             check_template(self.url_template)
 
     def linked(self, articles: Sequence[Article]) -> list[Article]:
-        """The articles, given links by the URL template where they lack one."""
-        return with_urls(articles, self.url_template)
+        """The articles, each linked: its own URL, else the URL template's,
+        else its page in the web archive (when ``archive_url`` is set)."""
+        return with_archive_links(with_urls(articles, self.url_template), self.folder,
+                                  self.archive_url)
 
 
 def load(source: Source, warn: Warn) -> LoadResult:

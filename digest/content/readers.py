@@ -45,6 +45,7 @@ class RawField:
 class RawArticle:
     fields: dict[str, RawField] = field(default_factory=dict)
     body: tuple[Block, ...] = ()
+    markdown: str | None = None  # a Markdown article's body as written, for its web page
 
 
 # --- YAML, bounded ------------------------------------------------------------
@@ -221,7 +222,7 @@ def read_markdown(text: str) -> RawArticle:
             blocks.append(Block("heading", clean_text(_plain_inline(heading[1]))))
         if pending:
             blocks.append(Block("paragraph", clean_text(_plain_inline(" ".join(pending)))))
-    return RawArticle(fields, tuple(blocks))
+    return RawArticle(fields, tuple(blocks), "\n".join(lines[end + 1 :]).strip("\n"))
 
 
 # --- The plain-text news-page layout ----------------------------------------

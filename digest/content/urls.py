@@ -12,6 +12,7 @@ from __future__ import annotations
 import string
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
+from pathlib import Path
 from urllib.parse import quote, urlsplit
 
 from digest.errors import ConfigError
@@ -84,3 +85,37 @@ def with_urls(articles: Iterable[Article], template: str | None) -> list[Article
     if not template:
         return list(articles)
     return [a if a.url else replace(a, url=link(a, template)) for a in articles]
+
+
+# --- The web archive's layout: where each page lives under --archive-url -------------
+
+
+def article_page(article: Article, root: Path) -> str:
+    """``articles/<slug>.html``: the archive page of an article with no URL of its
+    own. The slug is the file's path in the articles folder, so two ``notes.md``
+    in different subfolders get two pages."""
+    try:
+        relative = article.source.relative_to(root).with_suffix("")
+    except ValueError:
+        relative = Path(article.source.stem)
+    slug = "-".join(filter(None, (slugify(part) for part in relative.parts))) or "article"
+    return f"articles/{slug}.html"
+
+
+def issue_page(campaign: str) -> str:
+    """``issues/<campaign>.html``: the archive page of one issue."""
+    return f"issues/{slugify(campaign) or 'issue'}.html"
+
+
+def archive_link(archive_url: str, page: str) -> str:
+    return archive_url.rstrip("/") + "/" + page
+
+
+def with_archive_links(articles: Iterable[Article], root: Path,
+                       archive_url: str | None) -> list[Article]:
+    """The articles, each still without a URL given its archive page's, so no
+    story is a dead end once the archive is published."""
+    if not archive_url:
+        return list(articles)
+    return [a if a.url else replace(a, url=archive_link(archive_url, article_page(a, root)))
+            for a in articles]

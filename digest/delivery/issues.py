@@ -51,16 +51,18 @@ class Definition:
     limit: int
     summary_words: int
     articles: tuple[tuple[str, str], ...]  # (path in the articles folder, date), in order
+    intro: str | None = None  # the editor's note as first sent, for the archive
 
     @classmethod
     def of(cls, options: IssueOptions, folder: Path, articles: Sequence[Article]) -> Definition:
         return cls(options.as_of, options.since, options.tags, options.exclude_tags,
                    options.limit, options.summary_words,
-                   tuple((_relative(folder, a), a.date.isoformat()) for a in articles))
+                   tuple((_relative(folder, a), a.date.isoformat()) for a in articles),
+                   options.intro)
 
     def to_json(self) -> str:
-        return json.dumps({**self.as_dict(), "articles": [list(a) for a in self.articles]},
-                          ensure_ascii=False)
+        return json.dumps({**self.as_dict(), "articles": [list(a) for a in self.articles],
+                           "intro": self.intro}, ensure_ascii=False)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -75,12 +77,13 @@ class Definition:
         data = json.loads(text)
         return cls(datetime.fromisoformat(data["as_of"]), data["since"], tuple(data["tags"]),
                    tuple(data["exclude_tags"]), int(data["limit"]), int(data["summary_words"]),
-                   tuple((str(p), str(d)) for p, d in data["articles"]))
+                   tuple((str(p), str(d)) for p, d in data["articles"]),
+                   data.get("intro"))  # campaigns pinned before notes existed have none
 
     def options(self) -> IssueOptions:
         """The options this issue was selected with, in place of the run's."""
         return IssueOptions(self.as_of, self.since, self.tags, self.exclude_tags, self.limit,
-                            self.summary_words)
+                            self.summary_words, self.intro)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,6 +11,7 @@ from pathlib import Path
 from digest.content.compose import Digest, compose
 from digest.content.folder import Source, Warn, gather
 from digest.content.selection import IssueOptions, campaign_id
+from digest.content.urls import archive_link, issue_page
 from digest.email.message import MessageTemplate, fill
 from digest.email.options import RenderOptions
 from digest.email.render import Rendered, make_environment, render_digest
@@ -21,11 +22,16 @@ from digest.model import Article, Subscriber
 SAMPLE = Subscriber("reader@example.org", "Sample Reader")
 
 
-def make_digest(issue: IssueOptions, render: RenderOptions,
-                articles: Sequence[Article]) -> Digest:
+def make_digest(issue: IssueOptions, render: RenderOptions, articles: Sequence[Article],
+                campaign: str | None = None) -> Digest:
+    """The issue; with ``campaign`` and an archive URL, it links to its web page."""
     identity = render.identity
+    view_url = None
+    if campaign and identity.archive_url:
+        view_url = archive_link(identity.archive_url, issue_page(campaign))
     frame = Digest(name=identity.name, as_of=issue.as_of, site_url=identity.site_url,
-                   intro=issue.intro, postal_address=identity.postal_address)
+                   intro=issue.intro, postal_address=identity.postal_address,
+                   view_url=view_url)
     return compose(articles, frame, issue.summary_words)
 
 
@@ -43,12 +49,13 @@ class BuildResult:
 def build(source: Source, issue: IssueOptions, render: RenderOptions, out: Path, *,
           now: datetime, warn: Warn) -> BuildResult:
     """Write digest.html, digest.txt and sample.eml into ``out``."""
-    digest = make_digest(issue, render, gather(source, issue, warn))
+    campaign = campaign_id(issue.as_of, [], issue.tags)
+    digest = make_digest(issue, render, gather(source, issue, warn), campaign)
     if not digest.items:
         return BuildResult(digest, ())
     rendered = render_once(render, digest)
-    template = MessageTemplate(rendered, identity=render.identity,
-                               campaign=campaign_id(issue.as_of, [], issue.tags), sent_at=now)
+    template = MessageTemplate(rendered, identity=render.identity, campaign=campaign,
+                               sent_at=now)
     values = template.values(SAMPLE)
     files = {
         "digest.html": fill(rendered.html, values, html=True).encode(),

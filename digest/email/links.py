@@ -85,15 +85,15 @@ class Links:
         return self.unsubscribe_base + unsubscribe, preferences_url, self._mailto + unsubscribe
 
 
-def site_base(url: str) -> str:
-    """An http(s) ``--site-url`` as it can go in a header: the host in IDNA and
-    anything else outside URL characters percent-encoded."""
+def site_base(url: str, flag: str = "--site-url") -> str:
+    """An http(s) ``--site-url`` (or ``flag``) as it can go in a header: the
+    host in IDNA and anything else outside URL characters percent-encoded."""
     example = "set it like 'https://news.example.org'"
     if _CONTROL.search(url):
         raise ConfigError(f"{url!r} contains a line break or control character; {example}",
-                          source="--site-url")
+                          source=flag)
     not_http = ConfigError(f"{url!r} is not an http or https URL with a host; {example}",
-                           source="--site-url")
+                           source=flag)
     try:
         parts = urlsplit(url)
         host = parts.hostname
@@ -104,10 +104,10 @@ def site_base(url: str) -> str:
     if parts.scheme.lower() == "http" and not _loopback(host):
         # One-click unsubscribe (RFC 8058) needs https; plain http only for trials.
         raise ConfigError(f"{url!r} is plain http; use https (http is allowed only for "
-                          "localhost and 127.0.0.1, for trials)", source="--site-url")
+                          "localhost and 127.0.0.1, for trials)", source=flag)
     if parts.query or parts.fragment:
         raise ConfigError(f"{url!r} has a query or fragment; give the site's base URL, "
-                          f"{example}", source="--site-url")
+                          f"{example}", source=flag)
     if _URL_PLAIN.fullmatch(url):
         return url
     userinfo, at, hostport = parts.netloc.rpartition("@")
@@ -115,7 +115,7 @@ def site_base(url: str) -> str:
     try:
         netloc = f"{userinfo}{at}{ascii_domain(name)}{colon}{port}"
     except HeaderError as exc:
-        raise ConfigError(f"{url!r}: {exc}", source="--site-url") from exc
+        raise ConfigError(f"{url!r}: {exc}", source=flag) from exc
     safe = "/%:@!$&'()*+,;=~-._"
     return urlunsplit((parts.scheme, netloc, quote(parts.path, safe=safe),
                        quote(parts.query, safe=safe + "?"), quote(parts.fragment, safe=safe + "?")))

@@ -147,6 +147,7 @@ class Identity:
     reply_to: str | None = None
     site_url: str | None = None
     postal_address: str | None = None  # shown in every footer (CAN-SPAM)
+    archive_url: str | None = None  # where the web archive is published
 
     @property
     def list_key(self) -> str:
@@ -172,6 +173,8 @@ class Identity:
         # The site URL goes into the List-Unsubscribe header of every message.
         if self.site_url:
             site_base(self.site_url)
+        if self.archive_url:
+            site_base(self.archive_url, "--archive-url")
 
 
 class Envelope(NamedTuple):

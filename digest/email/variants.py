@@ -61,7 +61,8 @@ class Variants:
 
     def _for_set(self, chosen: tuple[int, ...]) -> MessageTemplate:
         if chosen not in self._by_set:
-            digest = make_digest(self.issue, self.render, [self.articles[i] for i in chosen])
+            digest = make_digest(self.issue, self.render, [self.articles[i] for i in chosen],
+                                 self.campaign)
             rendered = render_digest(self._env, digest, self._recipient, self.render.subject)
             if self.render.subject_prefix:  # before the headers are built and checked
                 rendered = replace(rendered, subject=self.render.subject_prefix + rendered.subject)
