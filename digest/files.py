@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import os
+import secrets
 import stat
 from pathlib import Path
 
@@ -64,10 +65,14 @@ def _megabytes(size: int) -> str:
 
 def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a temporary file and a rename, so no
-    reader ever sees half of it."""
-    tmp = path.with_name(f".{path.name}.tmp")
+    reader ever sees half of it. The temporary name is unique, so two writers
+    of one file (two archive builds) never write into each other's."""
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
     try:
-        tmp.write_bytes(data)
+        # O_EXCL: never an existing file or a symlink planted there; 0o666 less the umask.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
+        with os.fdopen(fd, "wb") as file:
+            file.write(data)
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
