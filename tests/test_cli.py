@@ -64,8 +64,8 @@ def test_unknown_config_key_is_refused(workdir: Path) -> None:
     (workdir / "digest.toml").write_text('nmae = "x"\n', encoding="utf-8")
     code, _, err = run("articles", "--as-of", AS_OF)
     assert code == 1
-    assert err.startswith("Error: digest.toml: unknown key 'nmae'; known keys: archive_url, "
-                          "articles, as_of,")
+    assert err.startswith("Error: digest.toml: unknown key 'nmae'; known keys: archive, "
+                          "archive_url, articles, as_of,")
 
 
 @pytest.mark.parametrize(

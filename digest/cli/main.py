@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from digest.cli.archive import archive
 from digest.cli.campaign import campaign as campaign_group
 from digest.cli.check import check
 from digest.cli.config import DEFAULT_CONFIG, FILE_ONLY_KEYS, FLAG_ONLY_KEYS, read_config
@@ -260,7 +261,7 @@ def status(state: Path, campaign: str | None, fmt: str) -> None:
 
 
 for command in (send, suppress, subscribers, campaign_group, secret, serve, inbox, dkim,
-                preview, check):
+                preview, check, archive):
     cli.add_command(command)
 
 

@@ -93,6 +93,12 @@ def send_options(f: F) -> F:
         option("--bounce-domain", default=None,
                help="Send with a VERP envelope sender, bounces+TOKEN@DOMAIN, so each "
                     "bounce names its recipient."),
+        option("--archive", type=click.Path(path_type=Path, file_okay=False), default=None,
+               metavar="DIR",
+               help="After the send, whatever its outcome, bring the web archive in DIR up "
+                    "to date (as 'digest archive --out DIR'); needs --archive-url. An archive "
+                    "that cannot be written exits 3 after a send that went well. Not with "
+                    "--test or --dry-run."),
         option("--no-journal", "no_journal", is_flag=True, default=False, hidden=True,
                help="Benchmarks only: keep the journal in memory."),
     ]):
@@ -150,7 +156,8 @@ def send(obj: dict[str, Any] | None, /, **params: Any) -> None:
 
     Every step is journalled in --state, so a rerun after a crash sends to
     those who did not get the issue and to no one else. Exit codes: 0 done,
-    1 bad input, 3 finished with failed or deferred recipients, 69 stopped
+    1 bad input, 3 finished with failed or deferred recipients (or, after a
+    send that went well, an --archive that could not be written), 69 stopped
     after repeated connection errors, 75 another run holds the lock.
 
     \b
@@ -164,9 +171,13 @@ def send(obj: dict[str, Any] | None, /, **params: Any) -> None:
     from digest.delivery.campaign import send as send_issue
 
     quiet, report_file = params.pop("quiet"), params.pop("report_file")
-    tests = params.pop("tests")
+    tests, archive = params.pop("tests"), params.pop("archive")
     if tests:
         _send_tests(obj, params, tests, quiet)
+    if archive is not None and not params["archive_url"]:
+        raise ConfigError("the archive needs --archive-url, where it is published, for the "
+                          "links in each message and in its feed; set it like "
+                          "'https://news.example.org/archive/'", source="--archive")
     if not params["lists"]:  # optional only for --test; otherwise click's own error
         ctx = click.get_current_context()
         lists = next(p for p in ctx.command.params if p.name == "lists")
@@ -179,7 +190,8 @@ def send(obj: dict[str, Any] | None, /, **params: Any) -> None:
     request = _request(obj, params, now)
     report = send_issue(request, now=now, warn=warn, say=None if quiet else click.echo,
                         on_tick=_progress_printer(quiet, every))
-    _finish(report, report_file, request.transport.description, quiet)
+    refresh = None if archive is None else (lambda: _refresh_archive(request, archive, quiet))
+    _finish(report, report_file, request.transport.description, quiet, refresh)
 
 
 def _send_tests(obj: dict[str, Any] | None, params: dict[str, Any], addresses: tuple[str, ...],
@@ -284,9 +296,11 @@ def _wrappers(render: RenderOptions, dkim_keys: tuple[Path, ...],
     return tuple(wrappers)
 
 
-def _finish(report: SendReport, report_file: Path | None, where: str, quiet: bool) -> None:
-    """Write the report, print the summary and exit with the run's code. A report
-    that cannot be written after messages went out must not say "nothing sent"."""
+def _finish(report: SendReport, report_file: Path | None, where: str, quiet: bool,
+            refresh: Callable[[], bool] | None = None) -> None:
+    """Write the report, print the summary, ``refresh`` the archive and exit with
+    the run's code. A report or archive that cannot be written after messages
+    went out must not say "nothing sent"."""
     from digest.delivery.report import UNSETTLED
     from digest.errors import DigestError
     from digest.files import write_atomic
@@ -303,7 +317,36 @@ def _finish(report: SendReport, report_file: Path | None, where: str, quiet: boo
     for problem in (report.aborted, report.stopped):
         if problem is not None:
             click.secho(f"Error: {problem}", fg="red", err=True)
+    if refresh is not None and report.dry_run:
+        if not quiet:
+            click.echo("Dry run: the archive was left as it is.")
+    elif refresh is not None and not refresh():
+        code = code or UNSETTLED
     sys.exit(code)
+
+
+def _refresh_archive(request: SendRequest, out: Path, quiet: bool) -> bool:
+    """``--archive``: bring the archive up to date with what the state now records
+    as sent. False, after one error line, when it could not be; the send's own
+    outcome stands either way."""
+    from digest.archive.build import ArchiveRequest, build_archive
+    from digest.errors import DigestError
+
+    try:
+        result = build_archive(ArchiveRequest(request.state, request.source, request.render,
+                                              out), warn=warn)
+    except DigestError as exc:
+        reason = str(exc)
+        if isinstance(exc, ConfigError) and exc.source == "--out":
+            reason = exc.message  # the builder names its command's flag; here it is --archive
+        click.secho(f"Error: --archive: the archive was not refreshed: {reason}", fg="red",
+                    err=True)
+        return False
+    if not quiet:
+        click.echo(f"Archive: {result.issues} issues, {result.articles} articles; "
+                   f"{result.written} written, {result.unchanged} unchanged, "
+                   f"{result.removed} removed in {result.out}")
+    return True
 
 
 def _print_send_summary(report: SendReport, where: str) -> None:

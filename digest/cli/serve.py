@@ -6,13 +6,17 @@ from __future__ import annotations
 import signal
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from digest.cli.kit import option, render_options, reports_errors, state_option, warn
 from digest.cli.secret import signing_keys
 from digest.errors import ConfigError
+
+if TYPE_CHECKING:
+    from digest.email.message import Identity
+    from digest.web.archive import ArchiveSite
 
 DEFAULT_LISTEN = "127.0.0.1:8025"
 
@@ -48,11 +52,16 @@ class ListenParam(click.ParamType):  # type: ignore[type-arg]
         help="Offer only these topics, as send selects only these tags (repeatable).")
 @option("--exclude-tag", "exclude_tags", multiple=True, metavar="TAG",
         help="Never offer this topic, as send leaves it out (repeatable).")
+@option("--archive", type=click.Path(path_type=Path, file_okay=False), default=None,
+        metavar="DIR",
+        help="Also serve this web archive folder (digest archive --out DIR): at the path "
+             "of --archive-url when that is on --site-url's site (or there is no "
+             "--site-url), else at /archive/. Cached 5 minutes; no listings.")
 @render_options
 @click.pass_obj
 @reports_errors
 def serve(obj: dict[str, Any] | None, /, listen: tuple[str, int], state: Path,
-          articles: Path, **params: Any) -> None:
+          articles: Path, archive: Path | None, **params: Any) -> None:
     """Serve the one-click unsubscribe and preferences pages the links point to.
 
     Links are checked with the keys send signs them with (DIGEST_SECRET or
@@ -63,6 +72,7 @@ def serve(obj: dict[str, Any] | None, /, listen: tuple[str, int], state: Path,
     Examples:
       DIGEST_SECRET=... digest serve --state .digest --site-url https://news.example.org
       digest serve --listen 0.0.0.0:8025 --articles articles/
+      digest serve --archive /var/www/archive --archive-url https://news.example.org/archive/
     """
     from digest.content.folder import Source
     from digest.email.links import make_signer
@@ -76,15 +86,19 @@ def serve(obj: dict[str, Any] | None, /, listen: tuple[str, int], state: Path,
     if keys is None:
         raise ConfigError(f"no key to check links with; {HOW_TO}")
     identity = Identity(params["name"], params["sender"], params["reply_to"],
-                        params["site_url"])
+                        params["site_url"], archive_url=params["archive_url"])
     identity.check()
+    site = _archive_site(archive, identity)
     topics = Topics(Source(articles), params["tags"], params["exclude_tags"], warn=warn)
     host, port = listen
     with bind(host, port) as sock:
-        app = make_app(WebConfig(make_signer(keys, identity), state, identity.name, topics))
+        app = make_app(WebConfig(make_signer(keys, identity), state, identity.name, topics,
+                                 site))
         where = url(host, sock.getsockname()[1])
         click.echo(f"Serving {identity.name}'s unsubscribe and preferences pages on "
                    f"{where}/ (Ctrl-C stops)")
+        if site is not None:
+            click.echo(f"Serving the archive in {site.folder} on {where}{site.shown_path}")
         # uvicorn shuts down gracefully on SIGINT or SIGTERM, then raises the
         # signal again for its caller: a stop asked for is a clean exit here.
         before = {n: signal.signal(n, lambda *_: sys.exit(0))
@@ -94,3 +108,16 @@ def serve(obj: dict[str, Any] | None, /, listen: tuple[str, int], state: Path,
         finally:
             for number, handler in before.items():
                 signal.signal(number, handler)
+
+
+def _archive_site(folder: Path | None, identity: Identity) -> ArchiveSite | None:
+    """Where ``--archive`` is served. A folder that does not exist yet is served
+    all the same (as 404s), so the server can start before the first send."""
+    from digest.web.archive import ArchiveSite, archive_path
+
+    if folder is None:
+        return None
+    if not folder.is_dir():
+        warn(f"--archive: {folder} does not exist yet; its pages are 404 until "
+             "'digest archive' or 'digest send --archive' writes it")
+    return ArchiveSite(folder, archive_path(identity.archive_url, identity.site_url))

@@ -207,7 +207,9 @@ def render_digest(env: jinja2.Environment, digest: Digest,
                   recipient: RecipientTokens | None = None,
                   subject: str | None = None) -> Rendered:
     """``subject`` is the ``--subject`` template, if one was given."""
-    context = {**_issue_context(digest), "recipient": recipient or RecipientTokens()}
+    # web: the archive renders the same template for everyone (digest/archive/pages.py).
+    context = {**_issue_context(digest), "recipient": recipient or RecipientTokens(),
+               "web": False}
     html = render_template(env, TEMPLATES["html"], context)
     text = render_template(env, TEMPLATES["text"], context)
     return Rendered(subject=render_subject(env, digest, subject), html=inline_css(html),

@@ -22,11 +22,12 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp
 
 from digest.audience.selfservice import Reader, SelfService
 from digest.email.signing import Purpose, Signer
+from digest.web.archive import ArchiveSite, archive_mount
 from digest.web.forms import FORM_LIMIT, ONE_CLICK_LIMIT, bounded, is_one_click, parse_form
 from digest.web.pages import Pages, SecureHeaders
 from digest.web.topics import Topic, Topics
@@ -40,12 +41,14 @@ _NOT_ONE_CLICK = ("This address takes only the one-click unsubscribe form "
 @dataclass(frozen=True, slots=True)
 class WebConfig:
     """What one newsletter's endpoint needs: the signer of its links (its
-    keys and List-Id), the state its sends share, and its topics."""
+    keys and List-Id), the state its sends share, its topics, and the web
+    archive to serve beside the pages, if any."""
 
     signer: Signer
     state: Path
     newsletter: str
     topics: Topics
+    archive: ArchiveSite | None = None
 
 
 class Readers:
@@ -207,12 +210,14 @@ def make_app(config: WebConfig) -> ASGIApp:
         return site.pages.message(500, "Something went wrong",
                                   "The page could not be shown. Please try again in a minute.")
 
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/healthz", healthz, methods=["GET"]),
         Route("/unsubscribe/{token}", site.unsubscribe, methods=["GET", "POST"]),
         Route("/unsubscribe/{token}/undo", site.undo, methods=["POST"]),
         Route("/preferences/{token}", site.preferences, methods=["GET", "POST"]),
     ]
+    if config.archive is not None:  # last: even at the root, it shadows no route above
+        routes.append(archive_mount(config.archive))
     app = Starlette(routes=routes, lifespan=lifespan,
                     exception_handlers={HTTPException: http_error, Exception: server_error})
     return SecureHeaders(app)

@@ -62,9 +62,14 @@ class Pages:
         return self.message(400, "Request not understood", why)
 
 
+# The two a response may set for itself: only the archive's public files do.
+_OWN_HEADERS = ("Cache-Control", "Content-Security-Policy")
+
+
 class SecureHeaders:
     """Puts SECURITY_HEADERS on every response, error pages and 500s included.
-    It wraps the whole application, outside Starlette's own error handling."""
+    It wraps the whole application, outside Starlette's own error handling.
+    A response that sets its own caching or policy keeps it."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -78,7 +83,8 @@ class SecureHeaders:
             if message["type"] == "http.response.start":
                 headers = MutableHeaders(scope=message)
                 for name, value in SECURITY_HEADERS.items():
-                    headers[name] = value
+                    if name not in _OWN_HEADERS or name not in headers:
+                        headers[name] = value
             await send(message)
 
         await self.app(scope, receive, send_secured)
