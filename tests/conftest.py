@@ -20,7 +20,7 @@ from digest.model import Article, Block, Tag
 from tests.helpers import REPO, TEST_SECRET, Mount
 
 # The real SMTP server fixtures (smtp_server, tls_smtp_server, tls_ca, ...).
-pytest_plugins = ["tests.smtpd_fixtures", "tests.dovecot"]
+pytest_plugins = ["tests.smtpd_fixtures", "tests.dovecot", "tests.postgres"]
 
 AS_OF = datetime(2026, 11, 28, tzinfo=UTC)
 # The README's sample list, which a `workdir` holds as subscribers.csv unless marked.

@@ -24,13 +24,23 @@ def entry(email: str, status: str = "pending", reason: str | None = None) -> Ent
     return Entry(email, "", "", f"<{email}>", status, reason)
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
+    """A fresh state on each backend: a folder, or an empty PostgreSQL database
+    (tests/postgres.py), so every test using it holds for both."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_url")
+        return url
+    return tmp_path / "state"
+
+
 @pytest.fixture
-def store(tmp_path: Path) -> Iterator[Store]:
-    with closing(open_store(tmp_path / "state")) as opened:
+def store(location: Path | str) -> Iterator[Store]:
+    with closing(open_store(location)) as opened:
         yield opened
 
 
-def test_the_sqlite_store_is_a_store(store: Store) -> None:
+def test_each_store_is_a_store(store: Store) -> None:
     assert isinstance(store, Store)
     assert isinstance(store.journal, JournalStore)
     assert isinstance(store.suppressions, SuppressionStore)
@@ -189,11 +199,12 @@ def test_a_readonly_look_at_an_old_suppression_list_rekeys_it_first(tmp_path: Pa
         assert store.suppressions.reason("strasse@example.org") is None
 
 
-def test_a_second_holder_of_the_lock_is_refused(tmp_path: Path) -> None:
-    with open_store(tmp_path).lock(), pytest.raises(LockedError), open_store(tmp_path).lock():
-        pass
-    with open_store(tmp_path).lock():
-        pass  # released on exit
+def test_a_second_holder_of_the_lock_is_refused(location: Path | str) -> None:
+    with closing(open_store(location)) as first, closing(open_store(location)) as second:
+        with first.lock(), pytest.raises(LockedError), second.lock():
+            pass
+        with second.lock():
+            pass  # released on exit
 
 
 def test_undo_takes_back_a_web_unsubscribe_from_any_issue_and_nothing_else(
@@ -218,3 +229,18 @@ def test_undo_takes_back_a_web_unsubscribe_from_any_issue_and_nothing_else(
     bo = service.reader(rids["bo@example.org", "week-49"])
     assert bo is not None and not service.undo(bo)
     assert store.suppressions.reason("bo@example.org") == "complained"
+
+
+def test_one_person_twice_in_a_run_is_one_row_and_a_suppression_wins(store: Store) -> None:
+    journal = store.journal
+    assert journal.add("c1", [entry("ann@example.org"), entry("ANN@example.org"),
+                              entry("bo@example.org", "skipped", "tags"),
+                              entry("bo@example.org", "suppressed", "complained"),
+                              entry("cy@example.org"),
+                              entry("Cy@example.org", "suppressed", "unsubscribed")],
+                       queued_at=QUEUED) == 6
+    rows = {r.email: (r.status, r.last_reply) for r in journal.rows("c1")}
+    assert rows == {"ann@example.org": ("pending", None), "bo@example.org": ("skipped", "tags"),
+                    "cy@example.org": ("suppressed", "unsubscribed")}
+    journal.add("c1", [entry("ann@example.org", "suppressed", "bounced")], queued_at=QUEUED)
+    assert journal.still_to_do("c1", "ann@example.org") == (False, "suppressed")

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlsplit
 
 import click
 
@@ -186,10 +187,31 @@ def list_options(help: str, *, required: bool = False) -> Callable[[F], F]:
     return decorate
 
 
+class StateParam(click.ParamType):  # type: ignore[type-arg]
+    """A state folder (a Path), or a ``postgresql://`` URL (kept as text). A URL
+    with a password is refused: argv is visible to every user of the machine."""
+
+    name = "FOLDER|URL"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if isinstance(value, Path):
+            return value
+        text = str(value)
+        scheme, sep, _ = text.partition("://")
+        if not sep or scheme.lower() not in ("postgresql", "postgres"):
+            return Path(text)
+        parts = urlsplit(text)
+        if parts.password is not None or "password" in dict(parse_qsl(parts.query)):
+            self.fail("a password in the URL is refused; put it in PGPASSWORD, ~/.pgpass "
+                      "or DIGEST_STATE_PASSWORD", param, ctx)
+        return text
+
+
 def state_option(f: F) -> F:
-    return option("--state", type=click.Path(path_type=Path), default=Path(".digest"),
+    return option("--state", type=StateParam(), default=Path(".digest"),
                   show_default=True, help="Folder for the journal, the lock and the "
-                  "suppression list.")(f)
+                  "suppression list, or a PostgreSQL database: postgresql://user@host/db "
+                  "(the password from PGPASSWORD, ~/.pgpass or DIGEST_STATE_PASSWORD).")(f)
 
 
 def format_option(f: F) -> F:

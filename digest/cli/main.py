@@ -36,6 +36,7 @@ from digest.cli.preview import preview
 from digest.cli.secret import secret
 from digest.cli.send import send
 from digest.cli.serve import serve
+from digest.cli.state import state as state_group
 from digest.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -263,6 +264,7 @@ def status(state: Path, campaign: str | None, fmt: str) -> None:
 for command in (send, suppress, subscribers, campaign_group, secret, serve, inbox, dkim,
                 preview, check, archive):
     cli.add_command(command)
+cli.add_command(state_group)
 
 
 def main() -> None:

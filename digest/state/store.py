@@ -13,6 +13,7 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from digest.state.postgres.location import PostgresLocation, is_postgres_url
 from digest.state.records import (
     STATUSES,
     CampaignRecord,
@@ -170,9 +171,21 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-def open_store(location: Path, *, readonly: bool = False, memory_journal: bool = False) -> Store:
-    """The store at ``location`` (a state folder). ``readonly`` writes and
-    creates nothing: for ``digest status`` and dry runs, also on a full disk.
-    ``memory_journal`` keeps the journal in memory (the benchmark only)."""
-    store: Store = SqliteStore(location, readonly=readonly, memory_journal=memory_journal)
+# Where a state is: a folder, or a postgresql:// URL (which --state passes as text).
+Location = Path | str
+
+
+def open_store(location: Location, *, readonly: bool = False,
+               memory_journal: bool = False) -> Store:
+    """The store at ``location``: a state folder, or a ``postgresql://`` URL.
+    ``readonly`` writes and creates nothing: for ``digest status`` and dry runs,
+    also on a full disk. ``memory_journal`` keeps the journal in memory (the
+    benchmark only)."""
+    if isinstance(location, str) and is_postgres_url(location):
+        from digest.state.postgres.store import PostgresStore  # psycopg only when asked
+
+        database: Store = PostgresStore(PostgresLocation(location), readonly=readonly,
+                                        memory_journal=memory_journal)
+        return database
+    store: Store = SqliteStore(Path(location), readonly=readonly, memory_journal=memory_journal)
     return store

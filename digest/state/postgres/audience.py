@@ -1,0 +1,160 @@
+"""The audience's tables in PostgreSQL: the suppression list, preferences and
+bounce records, with the same answers as their SQLite counterparts
+(digest/state/suppressions.py, preferences.py, bounces.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+
+import psycopg
+
+from digest.errors import DigestError
+from digest.model import address_key
+from digest.state.postgres.schema import Connection
+from digest.state.records import Suppression, now_stamp
+
+_PAGE = 10_000
+
+
+@contextmanager
+def _writing(db: Connection, what: str, shown: str) -> Iterator[Connection]:
+    """One transaction; a failure is one line naming ``what`` and the state."""
+    try:
+        with db.transaction():
+            yield db
+    except psycopg.Error as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise DigestError(f"{shown}: cannot update the {what} ({first}); check that the "
+                          "role may write there and the server has space") from exc
+
+
+class PostgresSuppressions:
+    """Addresses never to be mailed, keyed by ``address_key``."""
+
+    def __init__(self, db: Connection, shown: str) -> None:
+        self._db = db
+        self._shown = shown
+
+    def add(self, entries: Iterable[tuple[str, str, str]]) -> int:
+        """Add (email, reason, source); an address listed already keeps its first
+        reason. Returns how many were new."""
+        now = now_stamp()
+        added = 0
+        with _writing(self._db, "suppression list", self._shown) as db:
+            for email, reason, source in entries:
+                cursor = db.execute(
+                    "INSERT INTO suppressions (key, email, reason, source, created_at)"
+                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                    (address_key(email), email, reason, source, now))
+                added += cursor.rowcount
+        return added
+
+    def remove(self, emails: Iterable[str]) -> int:
+        keys = sorted({address_key(e) for e in emails})
+        with _writing(self._db, "suppression list", self._shown) as db:
+            return db.execute("DELETE FROM suppressions WHERE key=ANY(%s)", (keys,)).rowcount
+
+    def undo(self, email: str, source: str) -> bool:
+        """Remove the unsubscribe of ``email`` whose source starts with ``source``."""
+        with _writing(self._db, "suppression list", self._shown) as db:
+            cursor = db.execute(
+                "DELETE FROM suppressions WHERE key=%s AND starts_with(source, %s)"
+                " AND reason='unsubscribed'", (address_key(email), source))
+        return cursor.rowcount == 1
+
+    def added_since(self, mark: str) -> list[tuple[str, str]]:
+        rows = self._db.execute("SELECT key, reason FROM suppressions WHERE created_at>=%s",
+                                (mark,)).fetchall()
+        return [(str(key), str(reason)) for key, reason in rows]
+
+    def reason(self, email: str) -> str | None:
+        row = self._db.execute("SELECT reason FROM suppressions WHERE key=%s",
+                               (address_key(email),)).fetchone()
+        return str(row[0]) if row else None
+
+    def __iter__(self) -> Iterator[Suppression]:
+        last = ""
+        while True:
+            page = self._db.execute(
+                "SELECT key, email, reason, source, created_at FROM suppressions"
+                " WHERE key>%s ORDER BY key LIMIT %s", (last, _PAGE)).fetchall()
+            if not page:
+                return
+            for _, *values in page:
+                yield Suppression(*values)
+            last = str(page[-1][0])
+
+    def close(self) -> None:
+        """The store owns the connection."""
+
+
+class PostgresPreferences:
+    """Subscribers' own tag choices, keyed by ``address_key``."""
+
+    def __init__(self, db: Connection, shown: str) -> None:
+        self._db = db
+        self._shown = shown
+
+    def get(self, email: str) -> tuple[str, ...] | None:
+        row = self._db.execute("SELECT tags FROM preferences WHERE key=%s",
+                               (address_key(email),)).fetchone()
+        if row is None:
+            return None
+        return tuple(t for t in str(row[0]).split(";") if t)
+
+    def set(self, email: str, tags: tuple[str, ...], source: str, at: str) -> None:
+        with _writing(self._db, "preferences", self._shown) as db:
+            db.execute(
+                "INSERT INTO preferences (key, email, tags, source, updated_at)"
+                " VALUES (%s, %s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET"
+                " tags=excluded.tags, source=excluded.source, updated_at=excluded.updated_at",
+                (address_key(email), email, ";".join(tags), source, at))
+
+    def count(self) -> int:
+        row = self._db.execute("SELECT COUNT(*) FROM preferences").fetchone()
+        return int(row[0]) if row else 0
+
+    def close(self) -> None:
+        """The store owns the connection."""
+
+
+class PostgresBounces:
+    """Bounce scores per address and the returned mail already processed."""
+
+    def __init__(self, db: Connection, shown: str) -> None:
+        self._db = db
+        self._shown = shown
+
+    def processed(self, message_id: str) -> bool:
+        row = self._db.execute("SELECT 1 FROM inbox_messages WHERE id=%s",
+                               (message_id,)).fetchone()
+        return row is not None
+
+    def record(self, message_id: str, kind: str, where: tuple[str, str], at: str) -> None:
+        with _writing(self._db, "bounce records", self._shown) as db:
+            db.execute("INSERT INTO inbox_messages (id, kind, campaign, email, at)"
+                       " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                       (message_id, kind, *where, at))
+
+    def score(self, email: str) -> tuple[float, str] | None:
+        row = self._db.execute("SELECT score, last_bounce FROM bounce_scores WHERE key=%s",
+                               (address_key(email),)).fetchone()
+        return None if row is None else (float(row[0]), str(row[1]))
+
+    def set_score(self, email: str, score: float, at: str) -> None:
+        with _writing(self._db, "bounce records", self._shown) as db:
+            db.execute(
+                "INSERT INTO bounce_scores (key, email, score, last_bounce)"
+                " VALUES (%s, %s, %s, %s) ON CONFLICT (key) DO UPDATE SET"
+                " score=excluded.score, last_bounce=excluded.last_bounce",
+                (address_key(email), email, score, at))
+
+    def counts(self, campaign: str) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT kind, COUNT(DISTINCT email) FROM inbox_messages WHERE campaign=%s"
+            " GROUP BY kind", (campaign,)).fetchall()
+        return {str(kind): int(count) for kind, count in rows}
+
+    def close(self) -> None:
+        """The store owns the connection."""

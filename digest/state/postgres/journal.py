@@ -1,0 +1,258 @@
+"""The delivery journal in PostgreSQL: the same rows and answers as the SQLite
+journal (digest/state/journal.py, whose docstring explains the statuses).
+
+Writes run in explicit transactions on the store's one connection; reads page
+by primary key (keyset), so a million-row campaign streams in fixed memory and
+rows changed while a run iterates are neither skipped nor seen twice.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+
+import psycopg
+
+from digest.errors import DigestError
+from digest.model import address_key
+from digest.state.postgres.schema import Connection
+from digest.state.records import (
+    STATUSES,
+    CampaignRecord,
+    Entry,
+    Pending,
+    Reader,
+    RecipientRecord,
+    Update,
+)
+from digest.state.records import now_stamp as _now
+
+_TO_DO = "(status IN ('pending', 'deferred') OR (status='ambiguous' AND resends=0))"
+_RECORD = "campaign, selection, created_at, series, as_of, definition, closed_at, closed_reason"
+_BATCH = 10_000
+# The statuses a later suppression overrides: no send has happened yet.
+_OVERRIDDEN = ("pending", "deferred", "ambiguous")
+
+
+def new_rid() -> str:
+    """A recipient's opaque id in their links: 72 random bits, as in SQLite."""
+    return secrets.token_hex(9)
+
+
+class PostgresJournal:
+    """The journal of one PostgreSQL state, on the store's connection."""
+
+    def __init__(self, db: Connection, *, writable: bool) -> None:
+        self._db = db
+        self.writable = writable
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        try:
+            with self._db.transaction():
+                yield self._db
+        except psycopg.Error as exc:
+            raise DigestError(f"the journal could not be written ({_first_line(exc)}); it "
+                              "holds everything up to the last good write, so run again"
+                              ) from exc
+
+    def add(self, campaign: str, entries: Iterable[Entry], *, queued_at: str | None = None) -> int:
+        """Record this run's recipients in batches (see SqliteJournal.add)."""
+        offered = 0
+        batch: dict[str, list[object]] = {}
+        queued_at = queued_at or _now()
+        for entry in entries:
+            offered += 1
+            key = address_key(entry.email)
+            first = batch.get(key)
+            if first is None:
+                batch[key] = [campaign, key, *entry, queued_at, queued_at, new_rid()]
+            elif entry.status == "suppressed" and first[6] in _OVERRIDDEN:
+                # As a second row for one person would in SQLite: a suppression wins.
+                first[6], first[7] = entry.status, entry.reason
+            if len(batch) >= _BATCH:
+                self._insert(batch)
+                batch = {}
+        self._insert(batch)
+        return offered
+
+    def _insert(self, batch: dict[str, list[object]]) -> None:
+        """One statement per batch (the columns as arrays), a person at most once in it."""
+        if not batch:
+            return
+        columns = [list(column) for column in zip(*batch.values(), strict=True)]
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO deliveries (campaign, key, email, name, tags, message_id, status,"
+                " last_reply, created_at, updated_at, rid) SELECT * FROM unnest(%s::text[],"
+                " %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
+                " %s::text[], %s::text[], %s::text[], %s::text[])"
+                " ON CONFLICT (campaign, key) DO UPDATE SET status=excluded.status,"
+                " last_reply=excluded.last_reply, updated_at=excluded.updated_at"
+                " WHERE excluded.status='suppressed'"
+                f" AND deliveries.status IN {_OVERRIDDEN}", columns)
+
+    def todo(self, campaign: str, chunk: int = 1000) -> Iterator[Pending]:
+        """Each recipient this run must send to, a page of ``chunk`` at a time."""
+        self._give_rids(campaign)
+        last = ""
+        while True:
+            rows = self._db.execute(
+                "SELECT key, email, name, tags, status, rid FROM deliveries WHERE campaign=%s"
+                f" AND key>%s AND {_TO_DO} ORDER BY key LIMIT %s",
+                (campaign, last, chunk)).fetchall()
+            if not rows:
+                return
+            for _, email, name, tags, status, rid in rows:
+                yield Pending(str(email), str(name), str(tags), status == "ambiguous", str(rid))
+            last = str(rows[-1][0])
+
+    def _give_rids(self, campaign: str) -> None:
+        """Rows copied from a journal older than recipient ids get theirs now."""
+        keys = self._db.execute("SELECT key FROM deliveries WHERE campaign=%s AND rid IS NULL",
+                                (campaign,)).fetchall()
+        if keys:
+            with self._transaction() as db, db.cursor() as cursor:
+                cursor.executemany("UPDATE deliveries SET rid=%s WHERE campaign=%s AND key=%s",
+                                   [(new_rid(), campaign, key) for (key,) in keys])
+
+    def reader(self, rid: str) -> Reader | None:
+        row = self._db.execute("SELECT rid, campaign, email, name, tags FROM deliveries"
+                               " WHERE rid=%s", (rid,)).fetchone()
+        return Reader(*map(str, row)) if row else None
+
+    def still_to_do(self, campaign: str, email: str) -> tuple[bool, str | None]:
+        row = self._db.execute(
+            f"SELECT status, {_TO_DO} FROM deliveries WHERE campaign=%s AND key=%s",
+            (campaign, address_key(email))).fetchone()
+        return (True, None) if row is None else (bool(row[1]), str(row[0]))
+
+    def count_todo(self, campaign: str) -> int:
+        return self._count(f"SELECT COUNT(*) FROM deliveries WHERE campaign=%s AND {_TO_DO}",
+                           campaign)
+
+    def _count(self, query: str, campaign: str) -> int:
+        row = self._db.execute(query.encode(), (campaign,)).fetchone()
+        assert row is not None
+        return int(str(row[0]))
+
+    def pin(self, record: CampaignRecord) -> CampaignRecord:
+        """Record a new campaign; one already recorded keeps (and returns) its first record."""
+        with self._transaction() as db:
+            db.execute(
+                "INSERT INTO campaigns (campaign, selection, created_at, series, as_of,"
+                " definition) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+                (record.campaign, record.selection, record.created_at, record.series,
+                 record.as_of, record.definition))
+        pinned = self.campaign(record.campaign)
+        assert pinned is not None
+        return pinned
+
+    def campaign(self, campaign: str) -> CampaignRecord | None:
+        row = self._db.execute(f"SELECT {_RECORD} FROM campaigns WHERE campaign=%s",
+                               (campaign,)).fetchone()
+        return _record(row)
+
+    def newest(self, series: str) -> CampaignRecord | None:
+        row = self._db.execute(
+            f"SELECT {_RECORD} FROM campaigns WHERE series=%s"
+            " ORDER BY as_of DESC NULLS LAST, created_at DESC LIMIT 1", (series,)).fetchone()
+        return _record(row)
+
+    def unfinished(self, campaign: str) -> int:
+        record = self.campaign(campaign)
+        if record is not None and record.closed_at is not None:
+            return 0
+        return self._count("SELECT COUNT(*) FROM deliveries WHERE campaign=%s"
+                           f" AND ({_TO_DO} OR status='inflight')", campaign)
+
+    def expire(self, campaign: str, queued_before: str, reason: str) -> int:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE deliveries SET status='expired', last_reply=%s, updated_at=%s"
+                f" WHERE campaign=%s AND ({_TO_DO} OR status='inflight') AND created_at<%s",
+                (reason, _now(), campaign, queued_before))
+        return cursor.rowcount
+
+    def close_campaign(self, campaign: str, reason: str, at: str) -> bool:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE campaigns SET closed_at=%s, closed_reason=%s WHERE campaign=%s"
+                " AND closed_at IS NULL", (at, reason, campaign))
+        return cursor.rowcount == 1
+
+    def recover(self, campaign: str) -> int:
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE deliveries SET status='ambiguous', last_reply=%s, updated_at=%s"
+                " WHERE campaign=%s AND status='inflight'",
+                ("interrupted while in flight", _now(), campaign))
+        return cursor.rowcount
+
+    def apply(self, campaign: str, updates: Sequence[Update]) -> None:
+        """Commit several status changes in one transaction."""
+        now = _now()
+        with self._transaction() as db, db.cursor() as cursor:
+            cursor.executemany(
+                "UPDATE deliveries SET status=%s, attempts=attempts+%s,"
+                " resends=resends+%s, bounced=%s, last_code=COALESCE(%s, last_code),"
+                " last_reply=COALESCE(%s, last_reply), updated_at=%s"
+                " WHERE campaign=%s AND key=%s",
+                [(u.status, int(u.attempted), int(u.resend), int(u.bounced), u.code, u.reply,
+                  now, campaign, address_key(u.email)) for u in updates])
+
+    def rows(self, campaign: str, statuses: Sequence[str] = STATUSES) -> Iterator[RecipientRecord]:
+        last = ""
+        while True:
+            page = self._db.execute(
+                "SELECT key, campaign, email, message_id, status, attempts, resends, last_code,"
+                " last_reply, updated_at FROM deliveries WHERE campaign=%s AND key>%s"
+                " AND status=ANY(%s) ORDER BY key LIMIT %s",
+                (campaign, last, list(statuses), _BATCH)).fetchall()
+            if not page:
+                return
+            for _, *values in page:
+                yield RecipientRecord(*values)
+            last = str(page[-1][0])
+
+    def counts(self, campaign: str) -> dict[str, int]:
+        rows = self._db.execute(
+            "SELECT status, COUNT(*) FROM deliveries WHERE campaign=%s GROUP BY status",
+            (campaign,)).fetchall()
+        return {str(status): int(str(count)) for status, count in rows}
+
+    def suppress(self, campaign: str, since: str | None) -> int:
+        """Mark suppressed everyone still owed this issue whom the suppression list
+        names (only entries added at or after ``since``, when given): one statement,
+        since both live in this database."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE deliveries d SET status='suppressed', updated_at=%s,"
+                " last_reply=s.reason FROM suppressions s WHERE d.campaign=%s AND d.key=s.key"
+                f" AND (%s::text IS NULL OR s.created_at>=%s) AND {_TO_DO}",
+                (_now(), campaign, since, since))
+        return cursor.rowcount
+
+    def bounced(self, campaign: str) -> list[str]:
+        rows = self._db.execute(
+            "SELECT email FROM deliveries WHERE campaign=%s AND status='failed' AND bounced=1"
+            " ORDER BY key", (campaign,)).fetchall()
+        return [str(email) for (email,) in rows]
+
+    def campaigns(self) -> list[str]:
+        rows = self._db.execute(
+            "SELECT campaign FROM deliveries GROUP BY campaign ORDER BY MAX(updated_at) DESC"
+        ).fetchall()
+        return [str(campaign) for (campaign,) in rows]
+
+    def close(self) -> None:
+        """The store owns the connection and closes it."""
+
+
+def _record(row: tuple[object, ...] | None) -> CampaignRecord | None:
+    return CampaignRecord(*row) if row else None  # type: ignore[arg-type]
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

@@ -1,0 +1,133 @@
+"""A PostgreSQL state: one connection, the schema checked when it opens, and a
+session-level advisory lock for one ``digest send`` at a time.
+
+The lock is held by the connection, so the server releases it when the
+process dies, as the kernel releases a state folder's flock. (Senders that
+share a campaign through claims and leases come next; they will not need it.)
+"""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import Self
+
+import psycopg
+
+from digest.errors import ConfigError, DigestError, LockedError
+from digest.state.postgres.audience import (
+    PostgresBounces,
+    PostgresPreferences,
+    PostgresSuppressions,
+)
+from digest.state.postgres.journal import PostgresJournal
+from digest.state.postgres.location import PostgresLocation
+from digest.state.postgres.schema import TABLES, Connection, empty_scratch, ensure
+
+# The advisory lock's key: one per database and schema, which is what a state is.
+_LOCK_KEY = "SELECT hashtextextended('digest send ' || current_database() || '.'" \
+            " || current_schema(), 0)"
+
+
+class StateLocked(LockedError):
+    """Another run holds a PostgreSQL state's lock; the state is a URL, not a path."""
+
+    def __init__(self, shown: str, holder: str) -> None:
+        self.shown = shown
+        self.holder = holder
+        DigestError.__init__(
+            self, f"another digest run holds {shown} ({holder}); it is still running, so "
+            "this run stops here. Try again when it has finished.")
+
+
+class PostgresStore:
+    """The state in one PostgreSQL database (see the module docstring)."""
+
+    def __init__(self, location: PostgresLocation, *, readonly: bool = False,
+                 memory_journal: bool = False) -> None:
+        if memory_journal:
+            raise ConfigError("--no-journal needs a state folder, not a database",
+                              source="--state")
+        self.location = location
+        self.readonly = readonly
+        self._db = location.connect()
+        try:
+            if not ensure(self._db, location.shown, readonly=readonly):
+                empty_scratch(self._db)
+            if readonly:
+                self._db.execute("SET default_transaction_read_only = on")
+        except BaseException:
+            self._db.close()
+            raise
+        shown = location.shown
+        self.journal = PostgresJournal(self._db, writable=not readonly)
+        self.suppressions = PostgresSuppressions(self._db, shown)
+        self.preferences = PostgresPreferences(self._db, shown)
+        self.bounces = PostgresBounces(self._db, shown)
+
+    @property
+    def connection(self) -> Connection:
+        """For ``state.copy`` only, which moves whole tables."""
+        return self._db
+
+    def has_journal(self) -> bool:
+        row = self._db.execute("SELECT EXISTS (SELECT 1 FROM campaigns)"
+                               " OR EXISTS (SELECT 1 FROM deliveries)").fetchone()
+        return bool(row and row[0])
+
+    def is_empty(self) -> bool:
+        """Whether every table is empty: what ``digest state copy`` may write into."""
+        query = " OR ".join(f"EXISTS (SELECT 1 FROM {table})" for table in TABLES)
+        row = self._db.execute(f"SELECT {query}".encode()).fetchone()
+        return not (row and row[0])
+
+    def lock(self) -> PostgresLock:
+        return PostgresLock(self._db, self.location.shown)
+
+    def apply_suppressions(self, campaign: str, since: str | None = None) -> int:
+        return self.journal.suppress(campaign, since)
+
+    def close(self) -> None:
+        """Close the connection; closing twice is harmless."""
+        self._db.close()
+
+
+class PostgresLock:
+    """``pg_try_advisory_lock`` on the store's connection, for one run at a time."""
+
+    def __init__(self, db: Connection, shown: str) -> None:
+        self._db = db
+        self._shown = shown
+        self._key: int | None = None
+
+    def __enter__(self) -> Self:
+        try:
+            row = self._db.execute(_LOCK_KEY).fetchone()
+            assert row is not None
+            key = int(row[0])
+            got = self._db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            if not (got and got[0]):
+                raise StateLocked(self._shown, self._holder(key))
+        except psycopg.Error as exc:
+            raise DigestError(f"{self._shown}: cannot take the run lock ({exc}); "
+                              "check --state") from exc
+        self._key = key
+        return self
+
+    def _holder(self, key: int) -> str:
+        """Who holds the lock, as its connection named itself (see location.py)."""
+        row = self._db.execute(
+            "SELECT a.application_name, a.backend_start, l.pid FROM pg_locks l"
+            " LEFT JOIN pg_stat_activity a ON a.pid=l.pid WHERE l.locktype='advisory'"
+            " AND l.granted AND l.classid=%s AND l.objid=%s AND l.objsubid=1 LIMIT 1",
+            ((key >> 32) & 0xFFFFFFFF, key & 0xFFFFFFFF)).fetchone()
+        if row is None:
+            return "unknown holder"
+        name, started, pid = row
+        started_at = f", started {started.isoformat(timespec='seconds')}" if started else ""
+        return f"{name or f'server pid {pid}'}{started_at}"
+
+    def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        if self._key is not None and not self._db.closed:
+            self._db.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
+        self._key = None

@@ -1,0 +1,259 @@
+"""What only a PostgreSQL state has: its URL and password handling, its schema's
+versions and `digest state migrate`, `digest state copy` between a folder and a
+database, and a real `digest send` into one. Everything runs against the real
+throwaway cluster of tests/postgres.py; tests/test_store.py runs the store's
+own tests on both backends."""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import socket
+import sqlite3
+from collections.abc import Iterator
+from contextlib import closing
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from digest.errors import DigestError
+from digest.state.records import CampaignRecord, Entry, Update
+from digest.state.store import open_store
+from tests.helpers import AS_OF, run
+from tests.postgres import PG_PASSWORD, PG_PASSWORD_ROLE, PgCluster
+
+QUEUED = "2026-11-28T09:00:00+00:00"
+TABLES = ("campaigns", "deliveries", "suppressions", "preferences", "bounce_scores",
+          "inbox_messages")
+
+
+@pytest.fixture(autouse=True)
+def no_ambient_password(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No password from this machine's environment or ~/.pgpass: each test gives its own."""
+    for name in ("PGPASSWORD", "DIGEST_STATE_PASSWORD", "PGSERVICE", "PGUSER"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("PGPASSFILE", str(tmp_path / "no-pgpass"))
+
+
+def with_user(url: str, user: str) -> str:
+    scheme, _, rest = url.partition("://")
+    return f"{scheme}://{user}@{rest.partition('@')[2]}"
+
+
+def populate(location: Path | str) -> None:
+    """A state with a row in every table, an issue closed and a journal row of each kind."""
+    with closing(open_store(location)) as store:
+        journal = store.journal
+        journal.pin(CampaignRecord("c1", "sel", QUEUED, series="s", as_of=QUEUED,
+                                   definition='{"limit": 3}'))
+        journal.pin(CampaignRecord("c0", "old", QUEUED, series="s", as_of="2026-11-21"))
+        journal.close_campaign("c0", "superseded", QUEUED)
+        journal.add("c1", [Entry(f"{who}@example.org", who.title(), "budget;climate",
+                                 f"<{who}@example.org>", "pending", None)
+                           for who in ("ann", "bo", "cy", "dee")], queued_at=QUEUED)
+        journal.add("c1", [Entry("eve@example.org", "", "", "<eve>", "skipped", "tags")],
+                    queued_at=QUEUED)
+        journal.apply("c1", [Update("ann@example.org", "sent", 250, "ok", attempted=True),
+                             Update("bo@example.org", "failed", 550, "no such user",
+                                    attempted=True, bounced=True),
+                             Update("cy@example.org", "inflight")])
+        store.suppressions.add([("Gone@Example.org", "unsubscribed", "web:c1")])
+        store.preferences.set("dee@example.org", ("budget",), "web:c1", QUEUED)
+        store.bounces.set_score("bo@example.org", 2.5, QUEUED)
+        store.bounces.record("<bounce-1@mx>", "hard", ("c1", "bo@example.org"), QUEUED)
+
+
+def folder_tables(folder: Path) -> dict[str, list[tuple[object, ...]]]:
+    tables = {}
+    for table in TABLES:
+        name = "journal.sqlite3" if table in ("campaigns", "deliveries") else \
+            "suppressions.sqlite3"
+        with closing(sqlite3.connect(folder / name)) as db:
+            tables[table] = sorted(db.execute(f"SELECT * FROM {table}"), key=repr)
+    return tables
+
+
+def test_copy_moves_every_table_into_postgresql_and_back(
+        workdir: Path, postgres_url: str) -> None:
+    populate(workdir / "state")
+    before = folder_tables(workdir / "state")
+    assert all(before.values()), "every table must hold a row for this test to mean anything"
+    code, out, err = run("state", "copy", "state", postgres_url)
+    assert (code, err) == (0, ""), err
+    assert out == (f"Copied state into {postgres_url}:\n  campaigns              2\n"
+                   "  deliveries             5\n  suppressions           1\n"
+                   "  preferences            1\n  bounce_scores          1\n"
+                   "  inbox_messages         1\n")
+    with closing(open_store(postgres_url, readonly=True)) as store:
+        assert store.journal.counts("c1") == {"sent": 1, "failed": 1, "inflight": 1,
+                                              "pending": 1, "skipped": 1}
+        assert store.preferences.get("DEE@example.org") == ("budget",)
+    code, out, err = run("state", "copy", postgres_url, "back")
+    assert (code, err) == (0, ""), err
+    assert out.startswith(f"Copied {postgres_url} into back:\n")
+    assert folder_tables(workdir / "back") == before
+
+
+def test_copy_refuses_a_destination_that_holds_a_state(workdir: Path, postgres_url: str) -> None:
+    populate(workdir / "state")
+    populate(postgres_url)
+    code, out, err = run("state", "copy", "state", postgres_url)
+    assert (code, out) == (1, "")
+    assert err == (f"Error: copy: {postgres_url} already holds a state; copy into an empty "
+                   "database or a new folder\n")
+    code, _, err = run("state", "copy", postgres_url, "state")
+    assert (code, err) == (1, "Error: copy: state already holds a state; copy into an empty "
+                              "database or a new folder\n")
+
+
+def test_migrate_creates_the_schema_once(workdir: Path, postgres_url: str) -> None:
+    assert run("state", "migrate", "--state", postgres_url) == (
+        0, f"Migrated {postgres_url} from 0 to 1.\n", "")
+    assert run("state", "migrate", "--state", postgres_url) == (
+        0, "Already at version 1.\n", "")
+
+
+def test_any_command_creates_the_schema_of_an_empty_database(
+        workdir: Path, postgres_url: str) -> None:
+    assert run("suppress", "add", "ann@example.org", "--state", postgres_url)[0] == 0
+    assert run("state", "migrate", "--state", postgres_url) == (
+        0, "Already at version 1.\n", "")
+
+
+@pytest.mark.parametrize(("version", "message"), [
+    (0, "{url} holds schema version 0, this digest needs 1; run 'digest state migrate "
+        "--state {url}'"),
+    (2, "{url} holds schema version 2, newer than this digest knows (1); upgrade digest"),
+])
+def test_a_schema_of_another_version_is_refused(
+        workdir: Path, postgres_url: str, version: int, message: str) -> None:
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        db.execute("CREATE TABLE schema_version (version integer NOT NULL)")
+        db.execute("INSERT INTO schema_version VALUES (%s)", (version,))
+    code, out, err = run("status", "--state", postgres_url)
+    assert (code, out, err) == (1, "", f"Error: --state: {message.format(url=postgres_url)}\n")
+    if version == 0:
+        assert run("state", "migrate", "--state", postgres_url) == (
+            0, f"Migrated {postgres_url} from 0 to 1.\n", "")
+        assert run("status", "--state", postgres_url)[2] == (
+            "Error: --state: no journal in "
+            f"{postgres_url}; nothing has been sent from here yet\n")
+    else:
+        assert run("state", "migrate", "--state", postgres_url)[::2] == (
+            1, f"Error: --state: {message.format(url=postgres_url)}\n")
+
+
+def test_a_password_in_the_url_is_refused_and_never_shown(workdir: Path,
+                                                          postgres_url: str) -> None:
+    for url in (postgres_url.replace("digest@", "digest:s3cret@"),
+                f"{postgres_url}?password=s3cret"):
+        code, out, err = run("status", "--state", url)
+        assert (code, out) == (2, "")
+        assert err.endswith("Error: Invalid value for '--state' (env var: 'DIGEST_STATE'): "
+                            "a password in the URL is refused; put it in PGPASSWORD, "
+                            "~/.pgpass or DIGEST_STATE_PASSWORD\n")
+        assert "s3cret" not in err
+    code, _, err = run("status", env={"DIGEST_STATE": postgres_url.replace("@", ":s3cret@")})
+    assert code == 2 and "s3cret" not in err
+
+
+def test_the_password_comes_from_digest_state_password(workdir: Path,
+                                                       postgres_url: str) -> None:
+    url = with_user(postgres_url, PG_PASSWORD_ROLE)
+    port = url.rsplit(":", 1)[1].partition("/")[0]
+    code, out, err = run("suppress", "add", "ann@example.org", "--state", url)
+    assert (code, out) == (1, "")
+    assert err == (f"Error: --state: cannot connect to {url} (connection to server at "
+                   f"\"127.0.0.1\", port {port} failed: fe_sendauth: no password supplied); "
+                   "set DIGEST_STATE_PASSWORD, PGPASSWORD or ~/.pgpass for this user\n")
+    code, _, err = run("suppress", "add", "ann@example.org", "--state", url,
+                       env={"DIGEST_STATE_PASSWORD": "wrong horse"})
+    assert code == 1 and "password authentication failed" in err and "horse" not in err
+    code, out, err = run("suppress", "add", "ann@example.org", "--state", url,
+                         env={"DIGEST_STATE_PASSWORD": PG_PASSWORD})
+    assert (code, err) == (0, ""), err
+    with closing(open_store(postgres_url)) as store:
+        assert store.suppressions.reason("ann@example.org") == "manual"
+
+
+def test_a_server_that_is_not_there_is_one_line(workdir: Path, pg_cluster: PgCluster) -> None:
+    with closing(socket.socket()) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]  # bound, never listening: refused
+        url = f"postgresql://digest@127.0.0.1:{port}/news"
+        code, out, err = run("status", "--state", url)
+    assert (code, out) == (1, "")
+    assert err == (f"Error: --state: cannot connect to {url} (connection to server at "
+                   f"\"127.0.0.1\", port {port} failed: Connection refused); check that "
+                   "PostgreSQL runs there and accepts connections\n")
+    url = pg_cluster.url("nosuchdb")
+    assert run("status", "--state", url)[2] == (
+        f"Error: --state: cannot connect to {url} (connection to server at \"127.0.0.1\", "
+        f"port {pg_cluster.port} failed: FATAL:  database \"nosuchdb\" does not exist); "
+        "create the database and role first, or fix the URL\n")
+
+
+def sent_to(box: Path) -> list[str]:
+    found = []
+    for path in (box / "new").iterdir():
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        found.append(message["To"].addresses[0].addr_spec)
+    return sorted(found)
+
+
+def test_a_send_into_postgresql_mails_everyone_once(workdir: Path, postgres_url: str) -> None:
+    args = ("send", "--as-of", AS_OF, "--list", "subscribers.csv", "--transport",
+            "maildir:box", "--state", postgres_url)
+    assert run(*args) == (0, "Sent 5 messages via maildir:box (campaign "
+                             "2026-W48-subscribers-all; now 5 sent, 1 suppressed).\n", "")
+    first = sent_to(workdir / "box")
+    assert len(set(first)) == 5
+    assert run(*args) == (0, "Campaign 2026-W48-subscribers-all is already finished: "
+                             "nothing left to send (5 sent, 1 suppressed).\n", "")
+    assert sent_to(workdir / "box") == first
+    assert not (workdir / ".digest").exists()
+    code, out, _ = run("status", "--state", postgres_url, "--format", "json")
+    assert code == 0 and '"sent": 5' in out
+
+
+@pytest.fixture
+def held(postgres_url: str) -> Iterator[None]:
+    with closing(open_store(postgres_url)) as store, store.lock():
+        yield
+
+
+def test_a_second_send_on_one_database_stops_with_75(workdir: Path, postgres_url: str,
+                                                      held: None) -> None:
+    code, out, err = run("send", "--as-of", AS_OF, "--list", "subscribers.csv",
+                         "--transport", "maildir:box", "--state", postgres_url)
+    assert (code, out) == (75, "")
+    assert err.startswith(f"Error: another digest run holds {postgres_url} (digest pid ")
+    assert err.endswith("); it is still running, so this run stops here. Try again when it "
+                        "has finished.\n")
+    assert not (workdir / "box").exists()
+
+
+def test_a_readonly_look_at_an_empty_database_creates_nothing(postgres_url: str) -> None:
+    with closing(open_store(postgres_url, readonly=True)) as store:
+        assert not store.has_journal()
+        assert store.journal.campaigns() == []
+        assert store.journal.still_to_do("c1", "a@example.org") == (True, None)
+        assert store.suppressions.reason("a@example.org") is None
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT count(*) FROM pg_tables WHERE schemaname='public'"
+                          ).fetchone() == (0,)
+
+
+def test_a_readonly_store_writes_nothing(postgres_url: str) -> None:
+    populate(postgres_url)
+    with closing(open_store(postgres_url, readonly=True)) as store:
+        assert store.has_journal() and not store.journal.writable
+        assert store.journal.counts("c1")["inflight"] == 1
+        with pytest.raises(DigestError, match="the journal could not be written"):
+            store.journal.recover("c1")
+        with pytest.raises(DigestError, match="cannot update the suppression list"):
+            store.suppressions.add([("new@example.org", "manual", "manual")])
+    with closing(open_store(postgres_url)) as store:
+        assert store.journal.counts("c1")["inflight"] == 1
+        assert store.suppressions.reason("new@example.org") is None
