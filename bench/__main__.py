@@ -14,6 +14,10 @@ Cases (each run --repeat times; the table shows median, min and max):
             the real journal. Target: <= 10%.
 * dkim      the send case with every message DKIM-signed (RSA-2048), as a
             share of smtp-source's rate. Target: >= 30%.
+* scale     a 16 KB digest at --scale-concurrency connections (16): smtp-source,
+            then ``digest send`` with one worker and with --workers (2), over a
+            SQLite state and over PostgreSQL (a throwaway cluster of its own).
+            Target for the workers: >= 0.70 of smtp-source.
 * startup   ``digest --help``. Target: <= 0.3 s.
 * serve     one-click unsubscribe POSTs per second to ``digest serve`` on
             loopback, from a client in another process, each for another
@@ -21,6 +25,8 @@ Cases (each run --repeat times; the table shows median, min and max):
 
 smtp-sink and smtp-source come from Debian's postfix package
 (``apt-get install postfix``); without them the send cases are skipped.
+PostgreSQL's initdb and pg_ctl come from ``apt-get install postgresql``;
+without them the PostgreSQL case is skipped.
 """
 
 from __future__ import annotations
@@ -41,6 +47,7 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from bench import pgcluster
 from bench.corpus import write_articles, write_list
 
 SINK = shutil.which("smtp-sink") or "/usr/sbin/smtp-sink"
@@ -83,24 +90,36 @@ def run_json(*args: str) -> dict[str, float]:
     return dict(json.loads(out.strip().splitlines()[-1]))
 
 
-def digest_send(work: Path, port: int, concurrency: int, *, journal: bool,
-                extra: tuple[str, ...] = ()) -> float:
-    """Messages per second of one ``digest send`` (its own measure of the run)."""
-    state = work / f"state-{time.monotonic_ns()}"
-    args = [sys.executable, "-m", "digest", "send", "--articles", str(work / "articles"),
+def digest_send(work: Path, port: int, concurrency: int, *, journal: bool = True,
+                extra: tuple[str, ...] = (), articles: str = "articles",
+                state: str | None = None) -> float:
+    """Messages per second of one ``digest send`` (its own measure of the run), with
+    a fresh state folder unless ``state`` names a database."""
+    run = work / f"run-{time.monotonic_ns()}"
+    (run / "state").mkdir(parents=True)
+    args = [sys.executable, "-m", "digest", "send", "--articles", str(work / articles),
             "--since", "14d", "--as-of", AS_OF, "--list", str(work / "list.csv"),
             "--transport", f"smtp://127.0.0.1:{port}", "--concurrency", str(concurrency),
-            "--state", str(state), "--report", str(state / "report.json"), "--quiet",
-            "--site-url", SITE_URL]
+            "--state", state or str(run / "state"), "--report", str(run / "report.json"),
+            "--quiet", "--site-url", SITE_URL]
     if not journal:
         args.append("--no-journal")
     args += extra
-    state.mkdir()
     # Signed links, as a real send has them.
     subprocess.run(args, check=True, env={**os.environ, "DIGEST_SECRET": BENCH_KEY})
-    report = json.loads((state / "report.json").read_text())
-    shutil.rmtree(state)
+    report = json.loads((run / "report.json").read_text())
+    shutil.rmtree(run)
     return float(report["sent"]) / float(report["send_s"])
+
+
+def workers_flags(count: int) -> tuple[str, ...] | None:
+    """``--workers COUNT`` if this digest has the flag; without it, only one worker
+    can be asked for (no flag), and more cannot (None)."""
+    usage = subprocess.run([sys.executable, "-m", "digest", "send", "--help"], check=True,
+                           capture_output=True, text=True).stdout
+    if "--workers" in usage:
+        return ("--workers", str(count))
+    return () if count == 1 else None
 
 
 def smtp_source(port: int, count: int, size: int, concurrency: int) -> float:
@@ -167,12 +186,12 @@ class Table:
         })
 
     def print(self) -> None:
-        print(f"{'case':<22}{'unit':<14}{'median':>12}{'min':>12}{'max':>12}{'ratio':>9}  "
+        print(f"{'case':<30}{'unit':<14}{'median':>12}{'min':>12}{'max':>12}{'ratio':>9}  "
               "target")
         for r in self.rows:
             ratio = "" if r["ratio"] is None else f"{r['ratio']:.2f}"
             mark = {True: "ok", False: "MISSED", None: ""}[r["passed"]]  # type: ignore[index]
-            print(f"{r['case']:<22}{r['unit']:<14}{r['median']:>12,.1f}{r['min']:>12,.1f}"
+            print(f"{r['case']:<30}{r['unit']:<14}{r['median']:>12,.1f}{r['min']:>12,.1f}"
                   f"{r['max']:>12,.1f}{ratio:>9}  {r['target']} {mark}")
 
 
@@ -189,36 +208,108 @@ def dkim_key(work: Path) -> tuple[str, ...]:
     return ("--dkim-key", str(key), "--dkim-selector", "bench")
 
 
+def postfix_found() -> bool:
+    if Path(SINK).exists() and Path(SOURCE).exists():
+        return True
+    print("smtp-sink/smtp-source not found: apt-get install postfix. "
+          "Skipping the send cases.", file=sys.stderr)
+    return False
+
+
 def send_cases(table: Table, work: Path, options: argparse.Namespace, size: int, *,
                with_journal_case: bool, with_dkim_case: bool = False) -> None:
     """smtp-source's ceiling, then ``digest send`` with (and without) the journal."""
-    if not (Path(SINK).exists() and Path(SOURCE).exists()):
-        print("smtp-sink/smtp-source not found: apt-get install postfix. "
-              "Skipping the send cases.", file=sys.stderr)
+    if not postfix_found():
         return
     write_list(work / "list.csv", options.send)
+    # These cases measure one process; --workers would otherwise default to the cores.
+    one = workers_flags(1) or ()
     with smtp_sink() as port:
         source = repeat(options.repeat, lambda: smtp_source(
             port, options.send, size, options.concurrency))
         ours = repeat(options.repeat, lambda: digest_send(
-            work, port, options.concurrency, journal=True))
+            work, port, options.concurrency, journal=True, extra=one))
         table.add("smtp-source", "messages/s", source, target="(ceiling)")
         share = statistics.median(ours) / statistics.median(source)
         table.add("digest send", "messages/s", ours, ratio=share,
                   target=">= 0.40 of smtp-source", passed=share >= 0.40)
         if with_journal_case:
             bare = repeat(options.repeat, lambda: digest_send(
-                work, port, options.concurrency, journal=False))
+                work, port, options.concurrency, journal=False, extra=one))
             overhead = 1 - statistics.median(ours) / statistics.median(bare)
             table.add("send, no journal", "messages/s", bare, ratio=overhead,
                       target="journal overhead <= 0.10", passed=overhead <= 0.10)
         if with_dkim_case:
             flags = dkim_key(work)
             signed = repeat(options.repeat, lambda: digest_send(
-                work, port, options.concurrency, journal=True, extra=flags))
+                work, port, options.concurrency, journal=True, extra=flags + one))
             share = statistics.median(signed) / statistics.median(source)
             table.add("send, DKIM RSA-2048", "messages/s", signed, ratio=share,
                       target=">= 0.30 of smtp-source", passed=share >= 0.30)
+
+
+SCALE_ARTICLES = "articles-16k"
+
+
+@contextmanager
+def postgres_cluster() -> Iterator[pgcluster.Cluster | None]:
+    """A throwaway cluster for the PostgreSQL case; None, said so, without PostgreSQL."""
+    programs = pgcluster.binaries()
+    if programs is None:
+        print("PostgreSQL not found: apt-get install postgresql. "
+              "Skipping the PostgreSQL case.", file=sys.stderr)
+        yield None
+        return
+    with pgcluster.throwaway_cluster(programs) as cluster:
+        yield cluster
+
+
+def scale_runs(workers: int, cluster: pgcluster.Cluster | None
+               ) -> list[tuple[str, tuple[str, ...], bool]]:
+    """The scale case's sends: (label, flags, on PostgreSQL), one worker first."""
+    one, many = workers_flags(1) or (), workers_flags(workers)
+    runs = [("1 worker, SQLite", one, False)]
+    if many is None:
+        print(f"digest send has no --workers: skipping the {workers}-worker cases.",
+              file=sys.stderr)
+    else:
+        runs.append((f"{workers} workers, SQLite", many, False))
+    if cluster is not None:
+        runs.append(("1 worker, PostgreSQL", one, True))
+        if many is not None:
+            runs.append((f"{workers} workers, PostgreSQL", many, True))
+    return runs
+
+
+def scale_cases(table: Table, work: Path, options: argparse.Namespace) -> dict[str, int]:
+    """A 16 KB digest at --scale-concurrency connections: smtp-source, then
+    ``digest send`` with one worker and with --workers, over SQLite and over
+    PostgreSQL, all against one smtp-sink in the same run."""
+    if not postfix_found():
+        return {}
+    articles = write_articles(work / SCALE_ARTICLES, count=4, summary_sentences=3)
+    size = int(run_json("build", str(articles), "10")["message_bytes"])
+    write_list(work / "list.csv", options.send)
+    connections = options.scale_concurrency
+    with smtp_sink() as port, postgres_cluster() as cluster:
+        source = repeat(options.repeat, lambda: smtp_source(
+            port, options.send, size, connections))
+        table.add("16 KB: smtp-source", "messages/s", source, target="(ceiling)")
+        for label, flags, on_postgres in scale_runs(options.workers, cluster):
+            def once(flags: tuple[str, ...] = flags, on_postgres: bool = on_postgres) -> float:
+                if not on_postgres or cluster is None:
+                    return digest_send(work, port, connections, extra=flags,
+                                       articles=SCALE_ARTICLES)
+                with cluster.database() as url:  # a fresh database for every run
+                    return digest_send(work, port, connections, extra=flags,
+                                       articles=SCALE_ARTICLES, state=url)
+            rates = repeat(options.repeat, once)
+            share = statistics.median(rates) / statistics.median(source)
+            several = not label.startswith("1 ")
+            table.add(f"16 KB: {label}", "messages/s", rates, ratio=share,
+                      target=">= 0.70 of smtp-source" if several else "(information)",
+                      passed=share >= 0.70 if several else None)
+    return {"scale_message_bytes": size}
 
 
 def main() -> None:
@@ -231,13 +322,19 @@ def main() -> None:
                         help="subscribers in the memory case")
     parser.add_argument("--send", type=int, default=20_000, help="messages in the send cases")
     parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--scale-concurrency", type=int, default=16,
+                        help="connections in the scale cases")
+    parser.add_argument("--workers", type=int, default=2,
+                        help="digest send --workers in the scale cases")
     parser.add_argument("--oneclick", type=int, default=3000,
                         help="one-click POSTs per repeat in the serve case")
-    parser.add_argument("--cases", default="build,memory,send,journal,dkim,startup,serve")
+    parser.add_argument("--cases",
+                        default="build,memory,send,journal,dkim,scale,startup,serve")
     parser.add_argument("--json", type=Path, default=Path("bench/results.json"))
     options = parser.parse_args()
     cases = set(options.cases.split(","))
     table = Table()
+    sizes: dict[str, int] = {}
     with tempfile.TemporaryDirectory(prefix="digest-bench-") as scratch:
         work = Path(scratch)
         write_articles(work / "articles")
@@ -262,6 +359,8 @@ def main() -> None:
         if cases & {"send", "journal", "dkim"}:
             send_cases(table, work, options, size, with_journal_case="journal" in cases,
                        with_dkim_case="dkim" in cases)
+        if "scale" in cases:
+            sizes |= scale_cases(table, work, options)
         if "startup" in cases:
             times = repeat(max(options.repeat, 5), startup)
             table.add("digest --help", "seconds", times, target="<= 0.3 s",
@@ -270,7 +369,8 @@ def main() -> None:
             serve_case(table, work, options)
     table.print()
     options.json.parent.mkdir(parents=True, exist_ok=True)
-    options.json.write_text(json.dumps({"message_bytes": size, "rows": table.rows}, indent=2))
+    options.json.write_text(json.dumps({"message_bytes": size, **sizes, "rows": table.rows},
+                                       indent=2))
     print(f"\nwrote {options.json}")
 
 

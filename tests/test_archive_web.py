@@ -381,3 +381,13 @@ def get(url: str) -> tuple[int, str, bytes]:
         return response.status, response.headers["content-type"], response.read()
     finally:
         connection.close()
+
+
+def test_a_build_links_stories_to_the_archive_but_names_no_issue_page(workdir: Path) -> None:
+    # A build belongs to no list, so an issue page for it would never be published.
+    code, _, err = run("build", "--as-of", AS_OF, "--out", "build",
+                       "--archive-url", "https://news.example.org/archive/")
+    assert code == 0, err
+    html = (workdir / "build" / "digest.html").read_text(encoding="utf-8")
+    assert "View in browser" not in html
+    assert 'href="https://news.example.org/archive/articles/' in html

@@ -37,12 +37,13 @@ class ArchiveRequest:
     """Where the issues are recorded (``state``) and their articles kept
     (``source``: the folder, and the URL template that gave stories their
     links), how they look (``render``: the name, ``archive_url``, ``site_url``,
-    templates) and the folder to write (``out``)."""
+    templates) and the folder to write (``out``, given by the option ``flag``)."""
 
     state: Path
     source: Source
     render: RenderOptions
     out: Path
+    flag: str = "--out"
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,17 +55,21 @@ class ArchiveResult:
     removed: int
     out: Path
 
+    def summary(self) -> str:
+        return (f"Archive: {self.issues} issues, {self.articles} articles; {self.written} "
+                f"written, {self.unchanged} unchanged, {self.removed} removed in {self.out}")
+
 
 def build_archive(request: ArchiveRequest, *, warn: Warn) -> ArchiveResult:
     """Build (or bring up to date) the archive in ``request.out``."""
     site = site_of(request.render)
     request.render.check()
     issues = published(request.state)
-    prepare(request.out)
+    prepare(request.out, request.flag)
     loaded = load(request.source, warn)
     env = make_environment(request.render.templates)
     collected = collect(issues, loaded, request.source, request.render, env, warn)
-    written = write_tree(request.out, render_files(env, site, collected), warn)
+    written = write_tree(request.out, render_files(env, site, collected), warn, request.flag)
     return ArchiveResult(len(collected.issues), len(collected.articles), written.written,
                          written.unchanged, written.removed, request.out)
 

@@ -42,19 +42,21 @@ class WriteResult:
     removed: int
 
 
-def prepare(out: Path) -> None:
-    """Make the folder, or say in one line why it cannot be the archive's."""
+def prepare(out: Path, flag: str = "--out") -> None:
+    """Make the folder, or say in one line, naming ``flag``, why it cannot be
+    the archive's."""
     if out.exists() and not out.is_dir():
         raise ConfigError(f"{out} is a file, not a folder; give the archive a folder of "
-                          "its own", source="--out")
+                          "its own", source=flag)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create {out}: {exc.strerror}; give a folder you can "
-                          "write to", source="--out") from exc
+                          "write to", source=flag) from exc
 
 
-def write_tree(out: Path, files: Mapping[str, bytes], warn: Warn) -> WriteResult:
+def write_tree(out: Path, files: Mapping[str, bytes], warn: Warn,
+               flag: str = "--out") -> WriteResult:
     """Write ``files`` (relative path -> bytes) into ``out``; remove what the
     last build wrote that is no longer among them."""
     before = _manifest(out, warn)
@@ -64,7 +66,7 @@ def write_tree(out: Path, files: Mapping[str, bytes], warn: Warn) -> WriteResult
         path = out / name
         if _holds(path, files[name]):
             continue
-        _make_parent(out, path)
+        _make_parent(path, flag)
         write_atomic(path, files[name])
         written += 1
     removed = 0
@@ -89,12 +91,12 @@ def _holds(path: Path, data: bytes) -> bool:
         return False
 
 
-def _make_parent(out: Path, path: Path) -> None:
+def _make_parent(path: Path, flag: str) -> None:
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
-        raise DigestError(f"cannot create {path.parent}: {exc.strerror}; check --out {out}") \
-            from exc
+        raise ConfigError(f"cannot create {path.parent}: {exc.strerror}; give a folder you "
+                          "can write to", source=flag) from exc
 
 
 def _manifest(out: Path, warn: Warn) -> set[str]:

@@ -43,6 +43,4 @@ def archive(out: Path, state: Path, **params: Any) -> None:
     settings = settings_from(params, datetime.now(UTC))
     request = ArchiveRequest(state, settings.source(), settings.render(), out)
     result = build_archive(request, warn=warn)
-    click.echo(f"Archive: {result.issues} issues, {result.articles} articles; "
-               f"{result.written} written, {result.unchanged} unchanged, "
-               f"{result.removed} removed in {result.out}")
+    click.echo(result.summary())

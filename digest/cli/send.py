@@ -334,18 +334,15 @@ def _refresh_archive(request: SendRequest, out: Path, quiet: bool) -> bool:
 
     try:
         result = build_archive(ArchiveRequest(request.state, request.source, request.render,
-                                              out), warn=warn)
+                                              out, "--archive"), warn=warn)
     except DigestError as exc:
-        reason = str(exc)
-        if isinstance(exc, ConfigError) and exc.source == "--out":
-            reason = exc.message  # the builder names its command's flag; here it is --archive
+        reason = exc.message if isinstance(exc, ConfigError) and exc.source == "--archive" \
+            else str(exc)
         click.secho(f"Error: --archive: the archive was not refreshed: {reason}", fg="red",
                     err=True)
         return False
     if not quiet:
-        click.echo(f"Archive: {result.issues} issues, {result.articles} articles; "
-                   f"{result.written} written, {result.unchanged} unchanged, "
-                   f"{result.removed} removed in {result.out}")
+        click.echo(result.summary())
     return True
 
 

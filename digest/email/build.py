@@ -49,8 +49,10 @@ class BuildResult:
 def build(source: Source, issue: IssueOptions, render: RenderOptions, out: Path, *,
           now: datetime, warn: Warn) -> BuildResult:
     """Write digest.html, digest.txt and sample.eml into ``out``."""
+    # No "View in browser" here: a build belongs to no list, so its campaign names an
+    # issue page that no send would publish.
     campaign = campaign_id(issue.as_of, [], issue.tags)
-    digest = make_digest(issue, render, gather(source, issue, warn), campaign)
+    digest = make_digest(issue, render, gather(source, issue, warn))
     if not digest.items:
         return BuildResult(digest, ())
     rendered = render_once(render, digest)
