@@ -223,8 +223,9 @@ def held(postgres_url: str) -> Iterator[None]:
         yield
 
 
-def test_a_second_send_on_one_database_stops_with_75(workdir: Path, postgres_url: str,
+def test_an_exclusive_holder_keeps_a_send_out_with_75(workdir: Path, postgres_url: str,
                                                       held: None) -> None:
+    # Sends share a PostgreSQL state; `digest state copy` and `campaign close` hold it alone.
     code, out, err = run("send", "--as-of", AS_OF, "--list", "subscribers.csv",
                          "--transport", "maildir:box", "--state", postgres_url)
     assert (code, out) == (75, "")

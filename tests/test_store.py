@@ -8,6 +8,7 @@ import re
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -244,3 +245,112 @@ def test_one_person_twice_in_a_run_is_one_row_and_a_suppression_wins(store: Stor
                     "cy@example.org": ("suppressed", "unsubscribed")}
     journal.add("c1", [entry("ann@example.org", "suppressed", "bounced")], queued_at=QUEUED)
     assert journal.still_to_do("c1", "ann@example.org") == (False, "suppressed")
+
+
+# --- claims: senders sharing a campaign (JournalStore.claim) -------------------------
+
+T0 = datetime(2026, 11, 30, 6, 0, tzinfo=UTC)
+
+
+def at(seconds: float) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def owed(journal: JournalStore, count: int) -> list[str]:
+    people = [f"r{i:02d}@example.org" for i in range(count)]
+    journal.add("c1", [Entry(e, "", "", f"<{e}>", "pending", None) for e in people],
+                queued_at=QUEUED)
+    return people
+
+
+def test_two_senders_claim_disjoint_batches_until_none_is_left(store: Store) -> None:
+    journal = store.journal
+    people = owed(journal, 10)
+    first = journal.claim("c1", "a", 4, 60, at(0))
+    second = journal.claim("c1", "b", 4, 60, at(0))
+    third = journal.claim("c1", "a", 4, 60, at(1))
+    assert [p.email for p in first] == people[:4]  # in key order
+    assert [p.email for p in second] == people[4:8]
+    assert [p.email for p in third] == people[8:]
+    assert journal.claim("c1", "b", 4, 60, at(2)) == []  # every lease is live
+    assert journal.count_todo("c1") == 10  # a claim is not a result
+
+
+def test_a_result_clears_the_claim_and_a_deferred_try_keeps_it(store: Store) -> None:
+    journal = store.journal
+    people = owed(journal, 3)
+    journal.claim("c1", "a", 3, 60, at(0))
+    journal.apply("c1", [Update(people[0], "sent", 250), Update(people[1], "deferred", 451)])
+    journal.apply("c1", [Update(people[2], "failed", 550)])
+    assert journal.claim("c1", "b", 3, 61, at(59)) == []  # a's deferred row is still a's
+    assert [p.email for p in journal.claim("c1", "b", 3, 60, at(61))] == [people[1]]
+
+
+def test_an_expired_lease_is_claimable_by_another_sender_and_a_live_one_is_not(
+    store: Store,
+) -> None:
+    journal = store.journal
+    people = owed(journal, 2)
+    assert len(journal.claim("c1", "dead", 2, 10, at(0))) == 2
+    assert journal.claim("c1", "b", 2, 10, at(9.5)) == []
+    assert journal.held("c1", "b", at(9.5)) == pytest.approx(0.5)
+    assert journal.held("c1", "dead", at(9.5)) is None  # not its own
+    taken = journal.claim("c1", "b", 2, 10, at(10.5))
+    assert [p.email for p in taken] == people
+    assert journal.held("c1", "b", at(11)) is None
+
+
+def test_renew_extends_only_the_leases_the_sender_holds(store: Store) -> None:
+    journal = store.journal
+    people = owed(journal, 4)
+    journal.claim("c1", "a", 2, 10, at(0))
+    journal.claim("c1", "b", 2, 10, at(0))
+    assert journal.renew("c1", "a", people, 10, at(8)) == 2  # b's rows are not a's to renew
+    assert [p.email for p in journal.claim("c1", "c", 4, 10, at(12))] == people[2:]
+    assert [p.email for p in journal.claim("c1", "c", 4, 10, at(18.5))] == people[:2]
+
+
+def test_in_flight_under_an_expired_lease_becomes_ambiguous_with_its_id(store: Store) -> None:
+    journal = store.journal
+    people = owed(journal, 3)
+    rids = {p.email: p.rid for p in journal.todo("c1")}
+    journal.claim("c1", "dead", 1, 10, at(0))
+    journal.claim("c1", "live", 2, 10, at(0))
+    journal.apply("c1", [Update(people[0], "inflight"), Update(people[1], "inflight")])
+    assert journal.reclaim("c1", at(5)) == 0  # both leases are live
+    assert journal.reclaim("c1", at(9.9)) == 0
+    journal.renew("c1", "live", people[1:], 10, at(9))
+    assert journal.reclaim("c1", at(11)) == 1  # dead's, never live's
+    assert journal.counts("c1") == {"ambiguous": 1, "inflight": 1, "pending": 1}
+    (again,) = journal.claim("c1", "live", 5, 10, at(11))[:1]
+    assert (again.email, again.resend, again.rid) == (people[0], True, rids[people[0]])
+    (row,) = journal.rows("c1", ("ambiguous",))
+    assert row.message_id == f"<{people[0]}>"
+    assert row.last_reply == "in flight when its sender's lease expired"
+
+
+def test_release_frees_a_senders_claims_but_not_its_rows_in_flight(store: Store) -> None:
+    journal = store.journal
+    people = owed(journal, 3)
+    journal.claim("c1", "a", 3, 60, at(0))
+    journal.apply("c1", [Update(people[0], "inflight")])
+    assert journal.release("c1", "b") == 0
+    assert journal.release("c1", "a") == 2
+    assert [p.email for p in journal.claim("c1", "b", 3, 60, at(1))] == people[1:]
+    assert journal.held("c1", "c", at(1)) == pytest.approx(59)
+
+
+def test_sends_share_a_shared_state_and_exclusive_holders_keep_them_out(
+    location: Path | str,
+) -> None:
+    with closing(open_store(location)) as first, closing(open_store(location)) as second:
+        if first.shared:
+            with first.send_lock(), second.send_lock():
+                pass
+            with first.lock(), pytest.raises(LockedError), second.send_lock():
+                pass
+        else:
+            with first.send_lock(), pytest.raises(LockedError), second.send_lock():
+                pass
+        with second.lock():
+            pass

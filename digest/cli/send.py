@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -52,6 +53,13 @@ def send_options(f: F) -> F:
                     "2026-W48-subscribers-all."),
         option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True,
                help="SMTP connections in parallel."),
+        option("--workers", type=click.IntRange(1, 256), default=None,
+               help="Sender processes, sharing --concurrency and --rate. Default: one per "
+                    "core, but at most --concurrency and one per 1,000 recipients to send."),
+        option("--lease", type=FiniteFloat(0, 3600, min_open=True), default=60.0,
+               show_default=True,
+               help="Seconds a sender's claim on a batch of recipients lasts unless renewed: "
+                    "how soon the other senders take over from one that died."),
         option("--rate", type=FiniteFloat(min=0, min_open=True), default=None,
                help="At most this many messages a second, overall."),
         option("--max-attempts", type=click.IntRange(min=1), default=3, show_default=True,
@@ -187,9 +195,10 @@ def send(obj: dict[str, Any] | None, /, **params: Any) -> None:
                           source="--report")
     now = datetime.now(UTC)
     every = params.pop("progress_every")
+    rebuild = functools.partial(_worker_request, obj, dict(params), now)
     request = _request(obj, params, now)
     report = send_issue(request, now=now, warn=warn, say=None if quiet else click.echo,
-                        on_tick=_progress_printer(quiet, every))
+                        on_tick=_progress_printer(quiet, every), rebuild=rebuild)
     refresh = None if archive is None else (lambda: _refresh_archive(request, archive, quiet))
     _finish(report, report_file, request.transport.description, quiet, refresh)
 
@@ -229,8 +238,15 @@ def _test_line(result: SendTestResult) -> str:
     return f"Sent test to {result.address} ({variant})."
 
 
+def _worker_request(obj: dict[str, Any] | None, params: dict[str, Any],
+                    now: datetime) -> SendRequest:
+    """The request again, in a worker process of ``--workers``, which warns of nothing:
+    the parent did."""
+    return _request(obj, dict(params), now, say=lambda message: None)
+
+
 def _request(obj: dict[str, Any] | None, params: dict[str, Any], now: datetime, *,
-             test: bool = False) -> SendRequest:
+             test: bool = False, say: Callable[[str], None] = warn) -> SendRequest:
     """The options, resolved into one SendRequest. Sending to a list needs a
     key for its links; a Maildir preview or a ``test`` may go without, with
     placeholders."""
@@ -248,7 +264,8 @@ def _request(obj: dict[str, Any] | None, params: dict[str, Any], now: datetime, 
         concurrency=params.pop("concurrency"), rate=params.pop("rate"),
         max_attempts=params.pop("max_attempts"),
         max_connection_errors=params.pop("max_connection_errors"),
-        retry_delay=params.pop("retry_delay"),
+        retry_delay=params.pop("retry_delay"), workers=params.pop("workers"),
+        lease=params.pop("lease"),
     )
     cadence = Cadence(params.pop("min_interval"), params.pop("max_age"))
     lists, state, campaign = tuple(params.pop("lists")), params.pop("state"), params.pop("campaign")
@@ -258,9 +275,9 @@ def _request(obj: dict[str, Any] | None, params: dict[str, Any], now: datetime, 
         if not (test or spec.startswith("maildir:")):
             raise ConfigError(f"sending to a list needs a key to sign its unsubscribe links; "
                               f"{HOW_TO}", source="--transport")
-        warn("no link-signing key (DIGEST_SECRET or secret-file): the unsubscribe links in "
-             f"this {'test' if test else 'Maildir preview'} are placeholders that no server "
-             "accepts")
+        say("no link-signing key (DIGEST_SECRET or secret-file): the unsubscribe links in "
+            f"this {'test' if test else 'Maildir preview'} are placeholders that no server "
+            "accepts")
     wrapping = {k: params.pop(k) for k in ("dkim_keys", "dkim_selectors", "dkim_domain",
                                            "bounce_domain")}
     settings = settings_from(params, now)

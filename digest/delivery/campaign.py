@@ -10,38 +10,44 @@
 4. Feed permanent failures back into the suppression list as bounces.
 
 The clock is read by the caller and passed in as ``now``.
+
+On a shared state (PostgreSQL), any number of sends run one campaign at once:
+whoever starts first pins it, the others join, and each claims its recipients
+in batches (delivery/claims.py). ``--workers N`` runs N sender processes under
+one send, on either backend (delivery/workers.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
 from digest.audience.subscribers import ListRow, iter_subscribers
 from digest.content.articles import LoadResult
 from digest.content.folder import Warn, known_tags, load
+from digest.delivery.claims import PAGE, Claims, Run, Tick, deliver_claimed, jobs_for, variants_for
 from digest.delivery.issues import IssuePlan, plan_issue
 from digest.delivery.report import SendReport
 from digest.delivery.request import SendRequest
-from digest.delivery.sender import Job, Sender, Tally, run_jobs
+from digest.delivery.sender import Sender, Tally, run_jobs
+from digest.delivery.workers import Rebuild, WorkerPlan, run_workers, worker_count
 from digest.email.message import message_id
 from digest.email.variants import Variants
-from digest.email.wrap import Wrapper, wrap
 from digest.errors import ConfigError, DigestError, TooManyConnectionErrors
 from digest.model import Subscriber
-from digest.state.records import Entry, now_stamp, stamp
+from digest.state.records import Entry, Pending, now_stamp, stamp
 from digest.state.store import Store, SuppressionStore, open_store
 
 REPORTED_SKIPS = 100
 
 
 Chosen = Callable[[str], tuple[str, ...] | None]
-PAGE = 256  # recipients between two looks at the suppression list during a send
 
 
 class SuppressionCheck(Protocol):
@@ -91,17 +97,19 @@ def send(
     now: datetime,
     warn: Warn,
     say: Warn | None = None,
-    on_tick: Callable[[Tally, int], None] | None = None,
+    on_tick: Tick | None = None,
+    rebuild: Rebuild | None = None,
 ) -> SendReport:
     """One personalised message per subscriber, through the transport, with
     every step journalled so that a rerun finishes the job. ``say`` hears
-    which issue the run is for when that is not simply a new one."""
+    which issue the run is for when that is not simply a new one. ``rebuild``
+    makes this request again in another process: without it, one process sends."""
     started = time.monotonic()
     loaded = load(request.source, warn)
     if request.dry_run:
         return _dry_run(request, loaded, now, warn)
     store = open_store(request.state, memory_journal=not request.journal)
-    with store.lock():
+    with store.send_lock():
         try:
             suppressions = store.suppressions  # opened under the lock, then the journal
             journal = store.journal
@@ -113,19 +121,25 @@ def send(
                 return SendReport(plan.campaign, 0, 0, journal.counts(plan.campaign),
                                   waiting=plan.wait, expired_now=plan.expired,
                                   issue=plan.definition.as_dict())
-            variants = _variants(plan, request, now)
+            variants = variants_for(plan, request, now)
             # Opened before anything is written: a list or a TMPDIR that fails, fails here.
             rows = iter_subscribers(list(request.lists), list_format=request.list_format,
                                     known_tags=known_tags(loaded))
-            journal.pin(plan.record(now))
+            if _joined(store, plan, now):
+                plan = plan_issue(journal, dataclasses.replace(request, campaign=plan.campaign),
+                                  loaded, now=now)
+                variants = variants_for(plan, request, now)
             entries = journal_entries(rows, variants, suppressions, store.preferences.get, warn)
             journal.add(plan.campaign, entries, queued_at=stamp(now))
-            recovered = journal.recover(plan.campaign)
+            mark = now_stamp()  # the unsubscribes from here on reach the senders per batch
+            recovered = _recover(store, plan.campaign)
             store.apply_suppressions(plan.campaign)
             todo = journal.count_todo(plan.campaign)
             if todo and plan.resumed is not None and say is not None:
                 say(_resuming(plan))
-            run = _deliver(store, plan.campaign, variants, request, todo, on_tick)
+            run = _sending(store, plan.campaign, variants, request, todo,
+                           _Senders(now, mark, on_tick, rebuild))
+            recovered += run.recovered
             suppressions.add((email, "bounced", f"campaign:{plan.campaign}")
                              for email in journal.bounced(plan.campaign))
             counts = journal.counts(plan.campaign)
@@ -144,12 +158,49 @@ def send(
                       resumed=plan.resumed is not None)
 
 
-def _variants(plan: IssuePlan, request: SendRequest, now: datetime) -> Variants:
-    request.render.check()
-    variants = Variants(request.render, plan.options, plan.articles, campaign=plan.campaign,
-                        sent_at=now)
-    variants.template(())  # the full digest: a template error stops us before any list work
-    return variants
+@dataclass(frozen=True, slots=True)
+class _Senders:
+    """How the sending runs: the run's clock, the suppression mark the senders
+    start from, who hears the tally, and how a worker process makes the request."""
+
+    now: datetime
+    mark: str
+    on_tick: Tick | None
+    rebuild: Rebuild | None
+
+
+def _sending(store: Store, campaign: str, variants: Variants, request: SendRequest,
+             todo: int, senders: _Senders) -> Run:
+    """Send to the ``todo`` people owed the issue: in worker processes, in this one
+    through claims (a shared state), or in this one alone under the lock."""
+    workers = worker_count(request, todo, senders.rebuild is not None)
+    if workers > 1 and senders.rebuild is not None:
+        work = WorkerPlan(senders.rebuild, campaign, workers, senders.now, senders.mark)
+        return run_workers(work, request.options, todo, senders.on_tick)
+    if store.shared:
+        claims = Claims(store, campaign, request.options, senders.mark)
+        return deliver_claimed(claims, variants, request, todo, senders.on_tick)
+    return _deliver(store, campaign, variants, request, todo, senders.on_tick)
+
+
+def _joined(store: Store, plan: IssuePlan, now: datetime) -> bool:
+    """Pin a new campaign; True when another send on this shared state pinned it
+    first, so that this one joins that issue rather than its own."""
+    record = plan.record(now)
+    pinned = store.journal.pin(record)
+    return plan.resumed is None and pinned != record
+
+
+def _recover(store: Store, campaign: str) -> int:
+    """Who was left in flight, now ambiguous: everyone so on a state whose lock
+    excludes every other sender (whose claims are cleared too); on a shared
+    state, only those whose sender's lease has ended."""
+    journal = store.journal
+    if store.shared:
+        return journal.reclaim(campaign, datetime.now(UTC))
+    recovered = journal.recover(campaign)
+    journal.release(campaign, None)
+    return recovered
 
 
 def _resuming(plan: IssuePlan) -> str:
@@ -160,46 +211,31 @@ def _resuming(plan: IssuePlan) -> str:
             f"clock says now. 'digest campaign close {plan.campaign}' sets it aside.")
 
 
-@dataclass(frozen=True, slots=True)
-class _Run:
-    tally: Tally
-    todo: int
-    seconds: float
-    aborted: str | None = None
-    stopped: DigestError | None = None
-
-
 def _deliver(store: Store, campaign: str, variants: Variants, request: SendRequest,
-             todo: int, on_tick: Callable[[Tally, int], None] | None) -> _Run:
+             todo: int, on_tick: Tick | None) -> Run:
     """Send to the ``todo`` people still owed the issue. An error that stops the
     run part-way is kept, not raised, so the bounces seen so far are still
     suppressed and the report is still written."""
     tally = Tally()
     sending = time.monotonic()
     try:
-        jobs = _jobs(store, campaign, variants, request.wrappers)
+        jobs = jobs_for(_todo(store, campaign), variants, request.wrappers)
         sender = Sender(store.journal, campaign, request.transport, request.options, tally)
         run_jobs(sender, jobs, on_tick=(lambda t: on_tick(t, todo)) if on_tick else None)
     except TooManyConnectionErrors as exc:
-        return _Run(tally, todo, time.monotonic() - sending, aborted=str(exc))
+        return Run(tally, todo, time.monotonic() - sending, aborted=str(exc))
     except DigestError as exc:
-        return _Run(tally, todo, time.monotonic() - sending, stopped=exc)
-    return _Run(tally, todo, time.monotonic() - sending)
+        return Run(tally, todo, time.monotonic() - sending, stopped=exc)
+    return Run(tally, todo, time.monotonic() - sending)
 
 
-def _jobs(store: Store, campaign: str, variants: Variants,
-          wrappers: Sequence[Wrapper]) -> Iterator[Job]:
-    """One job per recipient still owed the issue. Before each page of them,
-    the unsubscribes made since the last look (on the web, say) are applied,
-    so they stop mail to anyone not yet sent within one page."""
+def _todo(store: Store, campaign: str) -> Iterator[Pending]:
+    """Each recipient still owed the issue, for a lone sender. Before each page
+    of them, the unsubscribes made since the last look (on the web, say) are
+    applied, so they stop mail to anyone not yet sent within one page."""
     mark = now_stamp()
     for index, pending in enumerate(store.journal.todo(campaign, chunk=PAGE), start=1):
-        prefs = tuple(t for t in pending.tags.split(";") if t)
-        template = variants.template(prefs)
-        if template is not None:
-            subscriber = Subscriber(pending.email, pending.name, prefs)
-            envelope = template.personalize(subscriber, pending.rid)
-            yield Job(wrap(envelope, wrappers) if wrappers else envelope, resend=pending.resend)
+        yield pending
         if index % PAGE == 0:  # the journal reads its next page after this
             looked, mark = mark, now_stamp()
             store.apply_suppressions(campaign, since=looked)
@@ -217,7 +253,7 @@ def _dry_run(request: SendRequest, loaded: LoadResult, now: datetime,
         if plan.wait or not plan.articles:
             return SendReport(plan.campaign, 0, 0, {}, dry_run=True, waiting=plan.wait,
                               issue=plan.definition.as_dict())
-        variants = _variants(plan, request, now)
+        variants = variants_for(plan, request, now)
         rows = iter_subscribers(list(request.lists), list_format=request.list_format,
                                 known_tags=known_tags(loaded))
         counts: dict[str, int] = {}

@@ -16,15 +16,15 @@ import functools
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from digest.delivery.transport import Connection, Delivery, Transport
 from digest.email.message import Envelope
 from digest.errors import DigestError, TooManyConnectionErrors
 from digest.state.records import Update
-from digest.state.store import JournalStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,6 +34,8 @@ class SendOptions:
     max_attempts: int = 3
     max_connection_errors: int = 50
     retry_delay: float = 1.0  # the first backoff step, in seconds
+    workers: int | None = None  # sender processes; None: see workers.worker_count
+    lease: float = 60.0  # seconds a claim holds its recipients for a sender that stops renewing
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,6 +113,12 @@ class TokenBucket:
             self.rate = None  # fully recovered: uncapped again
 
 
+class Recorder(Protocol):
+    """Where the sender writes its marks: the journal, or a sender's claims over it."""
+
+    def apply(self, campaign: str, updates: Sequence[Update]) -> None: ...
+
+
 class Sender:
     """Send jobs through ``transport``, recording every step in ``journal``.
 
@@ -118,7 +126,7 @@ class Sender:
     through; retries wait in a timer, then jump the queue.
     """
 
-    def __init__(self, journal: JournalStore, campaign: str, transport: Transport,
+    def __init__(self, journal: Recorder, campaign: str, transport: Transport,
                  options: SendOptions, tally: Tally) -> None:
         self.journal = journal
         self.campaign = campaign
@@ -262,23 +270,28 @@ async def _connection(transport: Transport) -> AsyncIterator[Connection]:
 
 
 def run_jobs(sender: Sender, jobs: Iterable[Job],
-             on_tick: Callable[[Tally], None] | None = None, tick: float = 1.0) -> None:
+             on_tick: Callable[[Tally], None] | None = None, tick: float = 1.0,
+             keepalive: tuple[float, Callable[[], None]] | None = None) -> None:
     """Run ``sender`` over ``jobs`` to completion; ``on_tick`` hears its tally
-    every ``tick`` seconds."""
+    every ``tick`` seconds, and ``keepalive`` is (every how many seconds, what to
+    call): a sender's claims renew their leases so."""
+    tally = sender.tally
 
     async def main() -> None:
-        ticker = (asyncio.create_task(_ticker(sender.tally, on_tick, tick))
-                  if on_tick else None)
+        timers = [asyncio.create_task(_every(tick, functools.partial(on_tick, tally)))
+                  for _ in [on_tick] if on_tick is not None]
+        if keepalive is not None:
+            timers.append(asyncio.create_task(_every(*keepalive)))
         try:
             await sender.run(jobs)
         finally:
-            if ticker:
-                ticker.cancel()
+            for timer in timers:
+                timer.cancel()
 
     asyncio.run(main())
 
 
-async def _ticker(tally: Tally, on_tick: Callable[[Tally], None], tick: float) -> None:
+async def _every(seconds: float, call: Callable[[], None]) -> None:
     while True:
-        await asyncio.sleep(tick)
-        on_tick(tally)
+        await asyncio.sleep(seconds)
+        call()

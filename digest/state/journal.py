@@ -32,6 +32,7 @@ from digest.state.records import (
     Update,
 )
 from digest.state.records import now_stamp as _now
+from digest.state.sqlite_claims import SqliteClaims
 
 # What a run still has to do: pending and deferred recipients go out normally;
 # ambiguous ones (a drop after the final dot, or in flight at a crash) go out
@@ -54,6 +55,8 @@ CREATE TABLE IF NOT EXISTS deliveries (
     last_reply  TEXT,
     created_at  TEXT NOT NULL,
     updated_at  TEXT NOT NULL,
+    claimed_by  TEXT,  -- the sender holding the row, and until when (see sqlite_claims.py)
+    lease_until REAL,
     PRIMARY KEY (campaign, key)
 ) WITHOUT ROWID;
 CREATE INDEX IF NOT EXISTS deliveries_status ON deliveries (campaign, status);
@@ -89,7 +92,7 @@ def _unusable(exc: OSError | sqlite3.DatabaseError) -> str:
 _RECORD = "campaign, selection, created_at, series, as_of, definition, closed_at, closed_reason"
 
 
-class SqliteJournal:
+class SqliteJournal(SqliteClaims):
     """The journal of one state folder. Not thread-safe: one per process.
 
     ``memory`` keeps it in memory: for the benchmark that measures the cost of
@@ -119,8 +122,10 @@ class SqliteJournal:
         for name, kind in _CAMPAIGN_COLUMNS:
             if name not in known:
                 self._db.execute(f"ALTER TABLE campaigns ADD COLUMN {name} {kind}")
-        if "rid" not in {row[1] for row in self._db.execute("PRAGMA table_info(deliveries)")}:
-            self._db.execute("ALTER TABLE deliveries ADD COLUMN rid TEXT")
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(deliveries)")}
+        for name, kind in (("rid", "TEXT"), ("claimed_by", "TEXT"), ("lease_until", "REAL")):
+            if name not in columns:  # claimed_by, lease_until: see sqlite_claims.py
+                self._db.execute(f"ALTER TABLE deliveries ADD COLUMN {name} {kind}")
         self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS deliveries_rid ON deliveries (rid)")
 
     def _record_columns(self) -> str:
@@ -269,21 +274,24 @@ class SqliteJournal:
         """Turn rows left in flight by a crash into ambiguous ones; return how many."""
         with self._transaction():
             cursor = self._db.execute(
-                "UPDATE deliveries SET status='ambiguous', last_reply=?, updated_at=?"
-                " WHERE campaign=? AND status='inflight'",
+                "UPDATE deliveries SET status='ambiguous', last_reply=?, updated_at=?,"
+                " claimed_by=NULL, lease_until=NULL WHERE campaign=? AND status='inflight'",
                 ("interrupted while in flight", _now(), campaign),
             )
         return cursor.rowcount
 
     def apply(self, campaign: str, updates: Sequence[Update]) -> None:
-        """Commit several status changes in one transaction."""
+        """Commit several status changes in one transaction. A result clears the
+        row's claim; in flight, or deferred to a later try, it stays claimed."""
         now = _now()
         with self._transaction():
             self._db.executemany(
-                "UPDATE deliveries SET status=?, attempts=attempts+?,"
-                " resends=resends+?, bounced=?, last_code=COALESCE(?, last_code),"
-                " last_reply=COALESCE(?, last_reply), updated_at=?"
-                " WHERE campaign=? AND key=?",
+                "UPDATE deliveries SET status=?1, attempts=attempts+?2,"
+                " resends=resends+?3, bounced=?4, last_code=COALESCE(?5, last_code),"
+                " last_reply=COALESCE(?6, last_reply), updated_at=?7,"
+                " claimed_by=CASE WHEN ?1 IN ('inflight', 'deferred') THEN claimed_by END,"
+                " lease_until=CASE WHEN ?1 IN ('inflight', 'deferred') THEN lease_until END"
+                " WHERE campaign=?8 AND key=?9",
                 [(u.status, int(u.attempted), int(u.resend), int(u.bounced), u.code, u.reply, now,
                   campaign, address_key(u.email)) for u in updates],
             )

@@ -14,6 +14,10 @@ STATUSES = ("pending", "inflight", "sent", "deferred", "failed", "ambiguous", "e
             "skipped", "suppressed")
 
 
+# The reply recorded for a recipient whose sender's lease ran out while it was in flight.
+EXPIRED_IN_FLIGHT = "in flight when its sender's lease expired"
+
+
 def stamp(moment: datetime) -> str:
     """The journal's time format: UTC, to the second, so stamps compare as text."""
     return moment.astimezone(UTC).isoformat(timespec="seconds")

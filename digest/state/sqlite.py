@@ -69,8 +69,13 @@ class SqliteStore:
     def has_journal(self) -> bool:
         return (self.location / JOURNAL).is_file()
 
+    shared = False  # one sender process group per folder: the lock excludes the rest
+
     def lock(self) -> StateLock:
         return StateLock(self.location / LOCK)
+
+    def send_lock(self) -> StateLock:
+        return self.lock()
 
     def apply_suppressions(self, campaign: str, since: str | None = None) -> int:
         if self._suppressions is None and not (self.location / SUPPRESSIONS).is_file():

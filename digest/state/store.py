@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
+from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -81,6 +82,31 @@ class JournalStore(Protocol):
 
     def campaigns(self) -> list[str]:
         """Every campaign with recipients, the most recently active first."""
+
+    # Claims: how senders share a campaign. ``apply`` of a result clears a row's
+    # claim; ``inflight`` and ``deferred`` (a later try by the same sender) keep it.
+
+    def claim(self, campaign: str, sender_id: str, n: int, lease_s: float,
+              now: datetime) -> list[Pending]:
+        """Atomically take up to ``n`` recipients still owed the issue (as ``todo``)
+        that are unclaimed or whose lease ended before ``now``, in key order, stamping
+        them ``sender_id`` until ``now + lease_s``."""
+
+    def renew(self, campaign: str, sender_id: str, emails: Sequence[str], lease_s: float,
+              now: datetime) -> int:
+        """Extend to ``now + lease_s`` the leases ``sender_id`` holds on ``emails``."""
+
+    def reclaim(self, campaign: str, now: datetime) -> int:
+        """Turn recipients in flight under a lease ended before ``now`` (or under none)
+        into ambiguous ones, unclaimed: ``recover`` per lease, never touching a live
+        sender's rows."""
+
+    def release(self, campaign: str, sender_id: str | None) -> int:
+        """Drop the claims of ``sender_id`` (None: of everyone) on rows not in flight."""
+
+    def held(self, campaign: str, sender_id: str, now: datetime) -> float | None:
+        """Seconds until the soonest live lease of another sender on a row in flight or
+        not yet tried ends; None if there is none (a deferred row is not waited for)."""
 
 
 @runtime_checkable
@@ -159,8 +185,18 @@ class Store(Protocol):
         """Whether anything was journalled here yet; a read-only store without
         one reads as an empty journal."""
 
+    @property
+    def shared(self) -> bool:
+        """Whether senders in many processes and machines share this state through
+        claims (PostgreSQL), rather than one sender process group holding its lock."""
+
     def lock(self) -> AbstractContextManager[object]:
         """One run at a time: entering raises LockedError while another holds it."""
+
+    def send_lock(self) -> AbstractContextManager[object]:
+        """What ``digest send`` holds: ``lock()`` itself where it excludes other sends;
+        where the state is ``shared``, a lock any number of sends hold at once, which
+        still keeps out (and is kept out by) ``lock()``."""
 
     def apply_suppressions(self, campaign: str, since: str | None = None) -> int:
         """Mark suppressed everyone still owed the issue whom the suppression list

@@ -11,6 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime, timedelta
 
 import psycopg
 
@@ -18,6 +19,7 @@ from digest.errors import DigestError
 from digest.model import address_key
 from digest.state.postgres.schema import Connection
 from digest.state.records import (
+    EXPIRED_IN_FLIGHT,
     STATUSES,
     CampaignRecord,
     Entry,
@@ -33,6 +35,8 @@ _RECORD = "campaign, selection, created_at, series, as_of, definition, closed_at
 _BATCH = 10_000
 # The statuses a later suppression overrides: no send has happened yet.
 _OVERRIDDEN = ("pending", "deferred", "ambiguous")
+# A row in these statuses stays with its sender: in flight, or waiting for its next try.
+_KEEP_CLAIM = "('inflight', 'deferred')"
 
 
 def new_rid() -> str:
@@ -72,26 +76,38 @@ class PostgresJournal:
                 # As a second row for one person would in SQLite: a suppression wins.
                 first[6], first[7] = entry.status, entry.reason
             if len(batch) >= _BATCH:
-                self._insert(batch)
+                self._insert(campaign, batch)
                 batch = {}
-        self._insert(batch)
+        self._insert(campaign, batch)
         return offered
 
-    def _insert(self, batch: dict[str, list[object]]) -> None:
-        """One statement per batch (the columns as arrays), a person at most once in it."""
+    def _insert(self, campaign: str, batch: dict[str, list[object]]) -> None:
+        """Two statements per batch (the columns as arrays), a person at most once in it.
+
+        New people are inserted and the rows already there left alone, unlocked: a
+        send joining a campaign that others are sending adds the same list without
+        waiting on, or deadlocking with, their marks. Then the list's suppressions
+        override the rows still owed the issue, in key order.
+        """
         if not batch:
             return
         columns = [list(column) for column in zip(*batch.values(), strict=True)]
+        suppressed = sorted((key, row[7], row[9]) for key, row in batch.items()
+                            if row[6] == "suppressed")
         with self._transaction() as db:
             db.execute(
                 "INSERT INTO deliveries (campaign, key, email, name, tags, message_id, status,"
                 " last_reply, created_at, updated_at, rid) SELECT * FROM unnest(%s::text[],"
                 " %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[],"
-                " %s::text[], %s::text[], %s::text[], %s::text[])"
-                " ON CONFLICT (campaign, key) DO UPDATE SET status=excluded.status,"
-                " last_reply=excluded.last_reply, updated_at=excluded.updated_at"
-                " WHERE excluded.status='suppressed'"
-                f" AND deliveries.status IN {_OVERRIDDEN}", columns)
+                " %s::text[], %s::text[], %s::text[], %s::text[]) ORDER BY 2"
+                " ON CONFLICT (campaign, key) DO NOTHING", columns)
+            if suppressed:
+                db.execute(
+                    "UPDATE deliveries d SET status='suppressed', last_reply=u.reason,"
+                    " updated_at=u.at FROM unnest(%s::text[], %s::text[], %s::text[])"
+                    " AS u(key, reason, at) WHERE d.campaign=%s AND d.key=u.key"
+                    f" AND d.status IN {_OVERRIDDEN}",
+                    [*map(list, zip(*suppressed, strict=True)), campaign])
 
     def todo(self, campaign: str, chunk: int = 1000) -> Iterator[Pending]:
         """Each recipient this run must send to, a page of ``chunk`` at a time."""
@@ -185,22 +201,85 @@ class PostgresJournal:
     def recover(self, campaign: str) -> int:
         with self._transaction() as db:
             cursor = db.execute(
-                "UPDATE deliveries SET status='ambiguous', last_reply=%s, updated_at=%s"
-                " WHERE campaign=%s AND status='inflight'",
+                "UPDATE deliveries SET status='ambiguous', last_reply=%s, updated_at=%s,"
+                " claimed_by=NULL, lease_until=NULL WHERE campaign=%s AND status='inflight'",
                 ("interrupted while in flight", _now(), campaign))
         return cursor.rowcount
 
     def apply(self, campaign: str, updates: Sequence[Update]) -> None:
-        """Commit several status changes in one transaction."""
+        """Commit several status changes in one transaction. A result clears the
+        row's claim; in flight, or deferred to a later try, it stays claimed."""
         now = _now()
         with self._transaction() as db, db.cursor() as cursor:
             cursor.executemany(
-                "UPDATE deliveries SET status=%s, attempts=attempts+%s,"
-                " resends=resends+%s, bounced=%s, last_code=COALESCE(%s, last_code),"
-                " last_reply=COALESCE(%s, last_reply), updated_at=%s"
-                " WHERE campaign=%s AND key=%s",
-                [(u.status, int(u.attempted), int(u.resend), int(u.bounced), u.code, u.reply,
-                  now, campaign, address_key(u.email)) for u in updates])
+                "UPDATE deliveries SET status=%(s)s, attempts=attempts+%(a)s,"
+                " resends=resends+%(r)s, bounced=%(b)s, last_code=COALESCE(%(c)s, last_code),"
+                " last_reply=COALESCE(%(t)s, last_reply), updated_at=%(n)s,"
+                f" claimed_by=CASE WHEN %(s)s IN {_KEEP_CLAIM} THEN claimed_by END,"
+                f" lease_until=CASE WHEN %(s)s IN {_KEEP_CLAIM} THEN lease_until END"
+                " WHERE campaign=%(campaign)s AND key=%(key)s",
+                # In key order, as every multi-row write here, so that two never deadlock.
+                [{"s": u.status, "a": int(u.attempted), "r": int(u.resend),
+                  "b": int(u.bounced), "c": u.code, "t": u.reply, "n": now,
+                  "campaign": campaign, "key": key} for key, u in
+                 sorted(((address_key(u.email), u) for u in updates), key=lambda p: p[0])])
+
+    def claim(self, campaign: str, sender_id: str, n: int, lease_s: float,
+              now: datetime) -> list[Pending]:
+        """Take up to ``n`` recipients still owed the issue that no live lease holds;
+        rows another sender is claiming this instant are skipped, not waited for."""
+        self._give_rids(campaign)
+        with self._transaction() as db:
+            rows = db.execute(
+                "UPDATE deliveries SET claimed_by=%s, lease_until=%s WHERE (campaign, key) IN"
+                f" (SELECT campaign, key FROM deliveries WHERE campaign=%s AND {_TO_DO}"
+                " AND (claimed_by IS NULL OR lease_until<%s) ORDER BY key LIMIT %s"
+                " FOR UPDATE SKIP LOCKED) RETURNING key, email, name, tags, status, rid",
+                (sender_id, now + timedelta(seconds=lease_s), campaign, now, n)).fetchall()
+        rows.sort()
+        return [Pending(str(email), str(name), str(tags), status == "ambiguous", str(rid))
+                for _, email, name, tags, status, rid in rows]
+
+    def renew(self, campaign: str, sender_id: str, emails: Sequence[str], lease_s: float,
+              now: datetime) -> int:
+        """Extend this sender's leases on ``emails``; rows it no longer holds are left alone."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE deliveries SET lease_until=%s WHERE campaign=%s AND claimed_by=%s"
+                " AND key=ANY(%s)", (now + timedelta(seconds=lease_s), campaign, sender_id,
+                                     [address_key(e) for e in emails]))
+        return cursor.rowcount
+
+    def reclaim(self, campaign: str, now: datetime) -> int:
+        """Rows left in flight by a sender whose lease expired (or that held none)
+        become ambiguous, to be sent once more with the same Message-ID; a live
+        sender's rows in flight are never touched."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE deliveries SET status='ambiguous', last_reply=%s, updated_at=%s,"
+                " claimed_by=NULL, lease_until=NULL WHERE campaign=%s AND status='inflight'"
+                " AND (claimed_by IS NULL OR lease_until<%s)",
+                (EXPIRED_IN_FLIGHT, _now(), campaign, now))
+        return cursor.rowcount
+
+    def release(self, campaign: str, sender_id: str | None) -> int:
+        """Give up this sender's claims (``None``: everyone's) on rows not in flight."""
+        with self._transaction() as db:
+            cursor = db.execute(
+                "UPDATE deliveries SET claimed_by=NULL, lease_until=NULL WHERE campaign=%s"
+                " AND claimed_by IS NOT NULL AND (%s::text IS NULL OR claimed_by=%s)"
+                " AND status<>'inflight'", (campaign, sender_id, sender_id))
+        return cursor.rowcount
+
+    def held(self, campaign: str, sender_id: str, now: datetime) -> float | None:
+        """Seconds until the first live lease of another sender on a row it has yet
+        to send or is sending ends; None when there is none."""
+        row = self._db.execute(
+            "SELECT EXTRACT(EPOCH FROM MIN(lease_until) - %s) FROM deliveries"
+            " WHERE campaign=%s AND claimed_by<>%s AND lease_until>=%s AND"
+            " (status IN ('inflight', 'pending') OR (status='ambiguous' AND resends=0))",
+            (now, campaign, sender_id, now)).fetchone()
+        return None if row is None or row[0] is None else max(0.0, float(str(row[0])))
 
     def rows(self, campaign: str, statuses: Sequence[str] = STATUSES) -> Iterator[RecipientRecord]:
         last = ""

@@ -1,9 +1,12 @@
 """A PostgreSQL state: one connection, the schema checked when it opens, and a
-session-level advisory lock for one ``digest send`` at a time.
+session-level advisory lock.
 
-The lock is held by the connection, so the server releases it when the
-process dies, as the kernel releases a state folder's flock. (Senders that
-share a campaign through claims and leases come next; they will not need it.)
+Any number of ``digest send`` processes share the state, through the journal's
+claims and leases: each holds the lock in shared mode, so a command that needs
+the state to itself (``digest state copy``, ``digest campaign close``) takes it
+exclusively and keeps them out, or waits for no one and stops with 75. The
+lock is held by the connection, so the server releases it when the process
+dies, as the kernel releases a state folder's flock.
 """
 
 from __future__ import annotations
@@ -80,8 +83,13 @@ class PostgresStore:
         row = self._db.execute(f"SELECT {query}".encode()).fetchone()
         return not (row and row[0])
 
+    shared = True
+
     def lock(self) -> PostgresLock:
         return PostgresLock(self._db, self.location.shown)
+
+    def send_lock(self) -> PostgresLock:
+        return PostgresLock(self._db, self.location.shown, shared=True)
 
     def apply_suppressions(self, campaign: str, since: str | None = None) -> int:
         return self.journal.suppress(campaign, since)
@@ -92,19 +100,22 @@ class PostgresStore:
 
 
 class PostgresLock:
-    """``pg_try_advisory_lock`` on the store's connection, for one run at a time."""
+    """``pg_try_advisory_lock`` on the store's connection: exclusive for one run
+    at a time, or ``shared`` among sends."""
 
-    def __init__(self, db: Connection, shown: str) -> None:
+    def __init__(self, db: Connection, shown: str, *, shared: bool = False) -> None:
         self._db = db
         self._shown = shown
         self._key: int | None = None
+        self._mode = "_shared" if shared else ""
 
     def __enter__(self) -> Self:
         try:
             row = self._db.execute(_LOCK_KEY).fetchone()
             assert row is not None
             key = int(row[0])
-            got = self._db.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            got = self._db.execute(f"SELECT pg_try_advisory_lock{self._mode}(%s)".encode(),
+                                   (key,)).fetchone()
             if not (got and got[0]):
                 raise StateLocked(self._shown, self._holder(key))
         except psycopg.Error as exc:
@@ -129,5 +140,6 @@ class PostgresLock:
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  tb: TracebackType | None) -> None:
         if self._key is not None and not self._db.closed:
-            self._db.execute("SELECT pg_advisory_unlock(%s)", (self._key,))
+            self._db.execute(f"SELECT pg_advisory_unlock{self._mode}(%s)".encode(),
+                             (self._key,))
         self._key = None

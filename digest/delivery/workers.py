@@ -1,0 +1,222 @@
+"""``digest send --workers N``: N sender processes under one send.
+
+The parent does what one send does up to the sending: it holds the state's
+lock (shared on PostgreSQL), pins the campaign, records the lists and applies
+the suppressions. Then it starts N worker processes (multiprocessing, spawn)
+and waits. Each worker makes the request again from the command's options
+(``Rebuild``: the messages' keys and signers cannot cross a process boundary),
+resumes the pinned campaign, and claims its recipients through the store
+(delivery/claims.py) with its share of --concurrency and --rate. No
+coordinator hands out work: the journal's claims are the coordination, on
+SQLite as on PostgreSQL.
+
+The parent adds the workers' tallies into one report and forwards SIGTERM and
+SIGINT to them as SIGTERM, on which a worker claims nothing more, finishes
+the messages in hand and stops. A worker that dies is reported; its leases
+end and the others, or the next run, take its recipients over.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import multiprocessing
+import os
+import queue
+import signal
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from multiprocessing.process import BaseProcess
+from types import FrameType
+from typing import Any
+
+from digest.content.folder import load
+from digest.delivery.claims import Claims, Run, Tick, deliver_claimed, variants_for
+from digest.delivery.issues import plan_issue
+from digest.delivery.request import SendRequest
+from digest.delivery.sender import SendOptions, Tally
+from digest.errors import DigestError
+from digest.state.store import open_store
+
+Rebuild = Callable[[], SendRequest]
+PER_WORKER = 1000  # recipients to send per extra worker, when --workers is not given
+_TICK = 0.5  # seconds between two looks at whether the workers are still alive
+Messages = Any  # a multiprocessing queue of (kind, worker index, body)
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerPlan:
+    """What every worker is told: how to make the request again, which campaign,
+    how many of them, the run's clock, and the suppression mark to start from."""
+
+    rebuild: Rebuild
+    campaign: str
+    count: int
+    now: datetime
+    mark: str
+
+
+class WorkerStopped(DigestError):
+    """What stopped a worker (or all of them), as the parent reports it."""
+
+    def __init__(self, message: str, exit_code: int = 1) -> None:
+        self.exit_code = exit_code
+        super().__init__(message)
+
+
+def worker_count(request: SendRequest, todo: int, can_spawn: bool) -> int:
+    """--workers, capped by --concurrency (each worker needs a connection) and by
+    the recipients to send. Without it: one per core, capped as well, and by one
+    per PER_WORKER recipients, so a small send stays in one process."""
+    options = request.options
+    if not can_spawn or not request.journal or todo < 2:
+        return 1  # an in-memory journal (the benchmark's) cannot be shared
+    wanted = options.workers
+    if wanted is None:
+        wanted = min(os.cpu_count() or 1, todo // PER_WORKER)
+    return max(1, min(wanted, options.concurrency, todo))
+
+
+def share(options: SendOptions, index: int, count: int) -> SendOptions:
+    """Worker ``index`` of ``count``'s connections and rate: together, the options'."""
+    connections = options.concurrency // count + (index < options.concurrency % count)
+    rate = None if options.rate is None else options.rate / count
+    return dataclasses.replace(options, concurrency=connections, rate=rate, workers=1)
+
+
+def run_workers(plan: WorkerPlan, options: SendOptions, todo: int, on_tick: Tick | None) -> Run:
+    """Start ``plan.count`` workers, wait for them all, and add up what they did."""
+    context = multiprocessing.get_context("spawn")
+    results: Messages = context.Queue()
+    processes = [context.Process(target=work, args=(plan, index, results),
+                                 name=f"digest-send-worker-{index + 1}")
+                 for index in range(plan.count)]
+    tallies: dict[int, dict[str, Any]] = {}
+    done: dict[int, dict[str, Any]] = {}
+    started = time.monotonic()
+    with _forwarding(processes) as signals:
+        for process in processes:
+            process.start()
+        for kind, index, body in _messages(results, processes):
+            tallies[index] = body
+            if kind == "done":
+                done[index] = body
+            if on_tick is not None:
+                on_tick(_total(tallies, started), todo)
+    tally = _total(tallies, started)
+    stopped = _stopped(processes, done, signals)
+    aborted = next((str(d["aborted"]) for d in done.values() if d.get("aborted")), None)
+    recovered = sum(int(d.get("recovered", 0)) for d in done.values())
+    return Run(tally, todo, time.monotonic() - started, aborted, stopped, recovered)
+
+
+def _messages(results: Messages,
+              processes: Sequence[BaseProcess]) -> Iterator[tuple[str, int, dict[str, Any]]]:
+    """The workers' messages until every worker has ended and the queue is empty."""
+    while True:
+        try:
+            yield results.get(timeout=_TICK)
+        except queue.Empty:
+            if not any(p.is_alive() for p in processes):
+                break
+    for process in processes:
+        process.join()
+    while True:  # what a worker put just before it ended
+        try:
+            yield results.get(timeout=0.05)
+        except queue.Empty:
+            return
+
+
+def _total(tallies: dict[int, dict[str, Any]], started: float) -> Tally:
+    tally = Tally(started=started)
+    for body in tallies.values():
+        for status, count in body.get("counts", {}).items():
+            tally.counts[status] = tally.counts.get(status, 0) + int(count)
+        tally.retries += int(body.get("retries", 0))
+    return tally
+
+
+def _stopped(processes: Sequence[BaseProcess], done: dict[int, dict[str, Any]],
+             signals: list[int]) -> DigestError | None:
+    """The first reason the run stopped part-way: a signal, a worker's error, or a
+    worker that died without a word."""
+    if signals:
+        name = signal.Signals(signals[0]).name
+        return WorkerStopped(f"stopped by {name}: the workers sent the messages they had "
+                             "in hand and claimed no more; progress is saved, run again "
+                             "to send the rest")
+    for index, process in enumerate(processes):
+        body = done.get(index)
+        if body is None:
+            code = process.exitcode or 0
+            how = (f"killed by {signal.Signals(-code).name}" if code < 0
+                   else f"exit status {code}")
+            return WorkerStopped(
+                f"worker {index + 1} of {len(processes)} (pid {process.pid}) died ({how}); "
+                "its recipients go to the other workers once its leases end (--lease), "
+                "or to the next run")
+        if body.get("stopped"):
+            return WorkerStopped(str(body["stopped"]), int(body.get("code", 1)))
+    return None
+
+
+@contextmanager
+def _forwarding(processes: Sequence[BaseProcess]) -> Iterator[list[int]]:
+    """SIGTERM and SIGINT reach the workers as SIGTERM; the list says which came."""
+    came: list[int] = []
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        came.append(signum)
+        for process in processes:
+            if process.pid is not None and process.exitcode is None:
+                os.kill(process.pid, signal.SIGTERM)
+
+    try:
+        before = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
+    except ValueError:  # not the main thread: nothing to forward from
+        before = {}
+    try:
+        yield came
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
+def work(plan: WorkerPlan, index: int, results: Messages) -> None:
+    """A worker process: its share of the campaign, then one "done" message."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent forwards it as SIGTERM
+
+    def tick(tally: Tally, todo: int) -> None:
+        results.put(("tick", index, {"counts": dict(tally.counts), "retries": tally.retries}))
+
+    try:
+        run = _work(plan, index, tick)
+    except DigestError as exc:
+        results.put(("done", index, {"stopped": str(exc), "code": exc.exit_code}))
+        return
+    body: dict[str, Any] = {"counts": dict(run.tally.counts), "retries": run.tally.retries,
+                            "recovered": run.recovered, "aborted": run.aborted}
+    if run.stopped is not None:
+        body.update(stopped=str(run.stopped), code=run.stopped.exit_code)
+    results.put(("done", index, body))
+
+
+def _work(plan: WorkerPlan, index: int, tick: Tick) -> Run:
+    request = plan.rebuild()
+    request = dataclasses.replace(request, campaign=plan.campaign,
+                                  options=share(request.options, index, plan.count))
+    loaded = load(request.source, lambda message: None)  # the parent warned already
+    store = open_store(request.state)
+    try:
+        issue = plan_issue(store.journal, request, loaded, now=plan.now)
+        if issue.wait or not issue.articles:  # closed since the parent looked
+            return Run(Tally(), 0, 0.0)
+        variants = variants_for(issue, request, plan.now)
+        claims = Claims(store, plan.campaign, request.options, plan.mark)
+        signal.signal(signal.SIGTERM, lambda signum, frame: claims.stop())
+        return deliver_claimed(claims, variants, request, 0, tick)
+    finally:
+        store.close()

@@ -1,0 +1,94 @@
+"""Claims and leases in the SQLite journal: how the worker processes of one
+``digest send --workers N`` share a campaign (see ``JournalStore.claim``).
+
+A claim stamps a batch of rows still owed the issue with the sender's id and
+a lease (``lease_until``, seconds since the epoch). The parent process holds
+the state folder's lock for the whole run, so no sender outside it can hold a
+live lease when a run starts: it clears every claim then (``release(c, None)``).
+Each claim is one ``BEGIN IMMEDIATE`` transaction, an ``UPDATE ... RETURNING``,
+so two workers never take the same row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+
+from digest.model import address_key
+from digest.state.records import EXPIRED_IN_FLIGHT, Pending
+from digest.state.records import now_stamp as _now
+
+# The same rule as journal._TO_DO, spelled here too: this module stands alone.
+_TO_DO = "(status IN ('pending', 'deferred') OR (status='ambiguous' AND resends=0))"
+# Still owed and not merely waiting for a later try: what a sender out of work waits for.
+_ACTIVE = "(status IN ('inflight', 'pending') OR (status='ambiguous' AND resends=0))"
+
+
+class SqliteClaims:
+    """The claim API of ``SqliteJournal``, which provides ``_db`` and ``_transaction``."""
+
+    _db: sqlite3.Connection
+
+    def _transaction(self) -> AbstractContextManager[None]:
+        raise NotImplementedError  # SqliteJournal's
+
+    def _give_rids(self, campaign: str) -> None:
+        raise NotImplementedError  # SqliteJournal's
+
+    def claim(self, campaign: str, sender_id: str, n: int, lease_s: float,
+              now: datetime) -> list[Pending]:
+        """Take up to ``n`` recipients still owed the issue that no live lease holds."""
+        self._give_rids(campaign)
+        moment = now.timestamp()
+        with self._transaction():
+            rows = self._db.execute(
+                "UPDATE deliveries SET claimed_by=?, lease_until=? WHERE campaign=? AND key IN"
+                f" (SELECT key FROM deliveries WHERE campaign=? AND {_TO_DO}"
+                " AND (claimed_by IS NULL OR lease_until<?) ORDER BY key LIMIT ?)"
+                " RETURNING key, email, name, tags, status, rid",
+                (sender_id, moment + lease_s, campaign, campaign, moment, n)).fetchall()
+        rows.sort()
+        return [Pending(email, name, tags, status == "ambiguous", rid)
+                for _, email, name, tags, status, rid in rows]
+
+    def renew(self, campaign: str, sender_id: str, emails: Sequence[str], lease_s: float,
+              now: datetime) -> int:
+        """Extend this sender's leases on ``emails``; rows it no longer holds are left alone."""
+        until = now.timestamp() + lease_s
+        with self._transaction():
+            before = self._db.total_changes
+            self._db.executemany(
+                "UPDATE deliveries SET lease_until=? WHERE campaign=? AND key=? AND claimed_by=?",
+                [(until, campaign, address_key(e), sender_id) for e in emails])
+            return self._db.total_changes - before
+
+    def reclaim(self, campaign: str, now: datetime) -> int:
+        """Rows left in flight by a sender whose lease expired (or that held none)
+        become ambiguous, to be sent once more with the same Message-ID."""
+        with self._transaction():
+            cursor = self._db.execute(
+                "UPDATE deliveries SET status='ambiguous', last_reply=?, updated_at=?,"
+                " claimed_by=NULL, lease_until=NULL WHERE campaign=? AND status='inflight'"
+                " AND (claimed_by IS NULL OR lease_until<?)",
+                (EXPIRED_IN_FLIGHT, _now(), campaign, now.timestamp()))
+        return cursor.rowcount
+
+    def release(self, campaign: str, sender_id: str | None) -> int:
+        """Give up this sender's claims (``None``: everyone's) on rows not in flight."""
+        with self._transaction():
+            cursor = self._db.execute(
+                "UPDATE deliveries SET claimed_by=NULL, lease_until=NULL WHERE campaign=?"
+                " AND claimed_by IS NOT NULL AND (? IS NULL OR claimed_by=?)"
+                " AND status<>'inflight'", (campaign, sender_id, sender_id))
+        return cursor.rowcount
+
+    def held(self, campaign: str, sender_id: str, now: datetime) -> float | None:
+        """Seconds until the first live lease of another sender on a row it has yet
+        to send or is sending ends; None when there is none."""
+        (until,) = self._db.execute(
+            "SELECT MIN(lease_until) FROM deliveries WHERE campaign=? AND claimed_by<>?"
+            f" AND lease_until>=? AND {_ACTIVE}",
+            (campaign, sender_id, now.timestamp())).fetchone()
+        return None if until is None else max(0.0, float(until) - now.timestamp())

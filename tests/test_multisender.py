@@ -1,0 +1,132 @@
+"""Many `digest send` processes on one PostgreSQL state, as on many machines: they
+share one campaign through the journal's claims and leases (delivery/claims.py).
+
+Each test runs real `digest send` processes against one real SMTP server and a
+throwaway PostgreSQL cluster (tests/postgres.py). The server is slowed a little, so
+that a kill, or an unsubscribe, lands mid-run.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import time
+from collections import defaultdict
+from collections.abc import Callable
+from contextlib import closing
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from digest.state.store import open_store
+from tests.helpers import REPO, digest_env, write_list
+from tests.smtpd import FaultyServer
+
+CONCURRENCY = 4
+LEASE = "2"  # seconds: a dead sender's recipients wait this long for the others
+
+
+def command(server: FaultyServer, state: str, report: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "digest", "send", "--articles", str(REPO / "articles"),
+            "--as-of", "2026-11-28", "--limit", "1", "--list", "many.csv", "--transport",
+            f"smtp://{server.host}:{server.port}", "--concurrency", str(CONCURRENCY),
+            "--workers", "1", "--lease", LEASE, "--state", state, "--report", report,
+            "--quiet", *extra]
+
+
+def wait_for(what: str, ready: Callable[[], bool], *senders: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while not ready():
+        assert all(s.poll() is None for s in senders), f"a sender ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} within a minute"
+        time.sleep(0.005)
+
+
+def copies(server: FaultyServer) -> dict[str, list[str | None]]:
+    found: dict[str, list[str | None]] = defaultdict(list)
+    for message in server.received:
+        for rcpt in message.rcpt_tos:
+            found[rcpt].append(message.message_id)
+    return found
+
+
+def holders(url: str) -> dict[str, set[str]]:
+    """Sender id -> the addresses it holds in flight now."""
+    with psycopg.connect(url) as db:
+        try:
+            rows = db.execute("SELECT claimed_by, email, status FROM deliveries"
+                              " WHERE claimed_by IS NOT NULL").fetchall()
+        except psycopg.errors.UndefinedTable:  # no sender has made the schema yet
+            return {}
+    held: dict[str, set[str]] = defaultdict(set)
+    for holder, email, status in rows:
+        held[holder].update([email] if status == "inflight" else [])
+    return held
+
+
+def of(pid: int, held: dict[str, set[str]]) -> set[str]:
+    """What the sender with ``pid`` holds in flight."""
+    mine = [emails for holder, emails in held.items() if holder.split(":")[1] == str(pid)]
+    return mine[0] if mine else set()
+
+
+@pytest.mark.parametrize("folders", ["one folder", "two folders"])
+def test_two_senders_one_killed_mid_run_mail_everyone_once(
+    tmp_path: Path, smtp_server: FaultyServer, postgres_url: str, folders: str,
+) -> None:
+    recipients = 3000
+    here = tmp_path / "a"
+    there = tmp_path / "b" if folders == "two folders" else here  # as on two machines
+    for folder in {here, there}:
+        folder.mkdir(exist_ok=True)
+        emails = write_list(folder / "many.csv", recipients, local="m", width=4)
+    smtp_server.delay_data(0.002, times=2 * recipients)
+    env = digest_env()
+    doomed = subprocess.Popen(command(smtp_server, postgres_url, "doomed.json"), cwd=here,
+                              env=env)
+    survivor = subprocess.Popen(command(smtp_server, postgres_url, "survivor.json"), cwd=there,
+                                env=env)
+    both = (doomed, survivor)
+    wait_for("both senders at work", lambda: len(holders(postgres_url)) >= 2, *both)
+    wait_for("a third of the deliveries", lambda: len(smtp_server.received) >= recipients / 3,
+             *both)
+    doomed.send_signal(signal.SIGKILL)
+    doomed.wait()
+    uncertain = of(doomed.pid, holders(postgres_url))
+    assert len(uncertain) <= CONCURRENCY
+    assert len(smtp_server.received) < recipients
+
+    # The survivor waits out the dead sender's leases, then sends what it held.
+    assert survivor.wait(timeout=120) == 0
+    report = json.loads((there / "survivor.json").read_text())
+    assert (report["sent"], report["resent_after_crash"]) == (recipients, len(uncertain))
+    sent = copies(smtp_server)
+    assert set(sent) == set(emails), "someone was lost"
+    twice = {email for email, ids in sent.items() if len(ids) > 1}
+    assert twice <= uncertain, "a journalled delivery was sent again"
+    assert all(len(ids) == 2 and len(set(ids)) == 1 for email, ids in sent.items()
+               if email in twice), "a resend must keep its Message-ID"
+
+
+def test_an_unsubscribe_mid_run_reaches_every_sender_within_a_batch(
+    tmp_path: Path, smtp_server: FaultyServer, postgres_url: str,
+) -> None:
+    emails = write_list(tmp_path / "many.csv", 400, local="u", width=4)
+    leaver = emails[-1]  # the last in key order: claimed last, by whichever sender
+    env = digest_env()
+    senders = [subprocess.Popen(command(smtp_server, postgres_url, f"{n}.json", "--rate",
+                                        "150"), cwd=tmp_path, env=env) for n in range(2)]
+    wait_for("both senders at work", lambda: len(holders(postgres_url)) >= 2, *senders)
+    with closing(open_store(postgres_url)) as store:  # as `digest serve` writes it
+        store.suppressions.add([(leaver, "unsubscribed", "web:test")])
+    assert [s.wait(timeout=120) for s in senders] == [0, 0]
+    sent = copies(smtp_server)
+    assert set(sent) == set(emails) - {leaver}
+    assert all(len(ids) == 1 for ids in sent.values())
+    reports = [json.loads((tmp_path / f"{n}.json").read_text()) for n in range(2)]
+    assert [r["sent_this_run"] > 0 for r in reports] == [True, True]
+    assert sum(r["sent_this_run"] for r in reports) == len(emails) - 1
+    assert [r["suppressed"] for r in reports] == [1, 1]

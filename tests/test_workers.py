@@ -1,0 +1,135 @@
+"""`digest send --workers N` on a state folder: N real sender processes under one
+`digest send`, which holds the folder's lock for them all.
+
+The server is slowed a little (each message's final dot waits), so a test can look at
+the run while it is going: its worker processes, a second send refused with 75, a
+worker killed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter, defaultdict
+from pathlib import Path
+
+from tests.helpers import REPO, digest_env, journal, write_list
+from tests.smtpd import FaultyServer
+
+RECIPIENTS = 200
+DELAY = 0.01  # seconds each message waits at its final dot: 4 connections, ~400/s at most
+
+
+def command(server: FaultyServer, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "digest", "send", "--articles", str(REPO / "articles"),
+            "--as-of", "2026-11-28", "--list", "workers.csv", "--transport",
+            f"smtp://{server.host}:{server.port}", "--concurrency", "4", "--quiet", *extra]
+
+
+def workers_of(pid: int) -> list[int]:
+    """The worker processes of the `digest send` ``pid`` (not multiprocessing's own helper)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    found = []
+    for child in map(int, children):
+        try:
+            if b"spawn_main" in Path(f"/proc/{child}/cmdline").read_bytes():
+                found.append(child)
+        except FileNotFoundError:
+            continue
+    return found
+
+
+def wait_for(what: str, ready: object, process: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 60
+    while not ready():  # type: ignore[operator]
+        assert process.poll() is None, f"the send ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} within a minute"
+        time.sleep(0.005)
+
+
+def copies(server: FaultyServer) -> dict[str, list[str | None]]:
+    found: dict[str, list[str | None]] = defaultdict(list)
+    for message in server.received:
+        for rcpt in message.rcpt_tos:
+            found[rcpt].append(message.message_id)
+    return found
+
+
+def test_two_workers_mail_everyone_once_and_a_second_send_is_refused(
+    tmp_path: Path, smtp_server: FaultyServer,
+) -> None:
+    emails = write_list(tmp_path / "workers.csv", RECIPIENTS, local="w", width=4)
+    smtp_server.delay_data(DELAY, times=10 * RECIPIENTS)
+    env = digest_env()
+    send = subprocess.Popen(command(smtp_server, "--workers", "2", "--report", "report.json"),
+                            cwd=tmp_path, env=env)
+    wait_for("two workers", lambda: len(workers_of(send.pid)) == 2, send)
+    wait_for("a delivery", lambda: smtp_server.received, send)
+    second = subprocess.run(command(smtp_server), cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=60)
+    assert (second.returncode, second.stdout) == (75, "")
+    assert second.stderr.startswith("Error: another digest run holds ")
+    assert send.wait(timeout=120) == 0
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["sent"], report["sent_this_run"], report["stopped"]) == (RECIPIENTS,) * 2 + (
+        None,)
+    assert Counter(r for m in smtp_server.received for r in m.rcpt_tos) == Counter(emails)
+
+
+def test_a_killed_worker_is_reported_and_the_other_takes_over(
+    tmp_path: Path, smtp_server: FaultyServer,
+) -> None:
+    emails = write_list(tmp_path / "workers.csv", RECIPIENTS, local="w", width=4)
+    smtp_server.delay_data(DELAY, times=10 * RECIPIENTS)
+    send = subprocess.Popen(command(smtp_server, "--workers", "2", "--lease", "1", "--report",
+                                    "report.json"),
+                            cwd=tmp_path, env=digest_env(), stderr=subprocess.PIPE, text=True)
+    wait_for("two workers", lambda: len(workers_of(send.pid)) == 2, send)
+    victim = workers_of(send.pid)[0]
+    wait_for("a quarter of the deliveries", lambda: len(smtp_server.received) >= RECIPIENTS / 4,
+             send)
+    os.kill(victim, signal.SIGKILL)
+    rows = journal(tmp_path, "status", "claimed_by")
+    uncertain = {email for email, (status, holder) in rows.items()
+                 if status == "inflight" and holder.split(":")[1] == str(victim)}
+    assert len(uncertain) <= 2  # its share of the 4 connections
+    _, err = send.communicate(timeout=120)
+    assert send.returncode == 3  # the run stopped part-way: one of its workers died
+    assert re.fullmatch(
+        rf"Error: worker [12] of 2 \(pid {victim}\) died \(killed by SIGKILL\); its recipients "
+        r"go to the other workers once its leases end \(--lease\), or to the next run\n", err)
+    # The survivor waited for the dead worker's leases to end, then sent what it held.
+    sent = copies(smtp_server)
+    assert set(sent) == set(emails), "someone was lost"
+    twice = {email for email, ids in sent.items() if len(ids) > 1}
+    assert twice <= uncertain, "a journalled delivery was sent again"
+    assert all(len(set(sent[email])) == 1 for email in twice)
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert (report["sent"], report["resent_after_crash"]) == (RECIPIENTS, len(uncertain))
+
+
+def test_sigterm_reaches_the_workers_which_finish_what_they_hold(
+    tmp_path: Path, smtp_server: FaultyServer,
+) -> None:
+    emails = write_list(tmp_path / "workers.csv", RECIPIENTS, local="w", width=4)
+    smtp_server.delay_data(DELAY, times=10 * RECIPIENTS)
+    send = subprocess.Popen(command(smtp_server, "--workers", "2"), cwd=tmp_path,
+                            env=digest_env(), stderr=subprocess.PIPE, text=True)
+    wait_for("two workers", lambda: len(workers_of(send.pid)) == 2, send)
+    wait_for("a few deliveries", lambda: len(smtp_server.received) >= 20, send)
+    send.send_signal(signal.SIGTERM)
+    _, err = send.communicate(timeout=60)
+    assert (send.returncode, err) == (3, (
+        "Error: stopped by SIGTERM: the workers sent the messages they had in hand and "
+        "claimed no more; progress is saved, run again to send the rest\n"))
+    statuses = journal(tmp_path, "status")
+    assert {s for (s,) in statuses.values()} == {"sent", "pending"}  # none left in flight
+    assert len(smtp_server.received) < RECIPIENTS
+    rerun = subprocess.run(command(smtp_server), cwd=tmp_path, env=digest_env(), timeout=120)
+    assert rerun.returncode == 0
+    assert Counter(r for m in smtp_server.received for r in m.rcpt_tos) == Counter(emails)
