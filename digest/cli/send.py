@@ -54,8 +54,8 @@ def send_options(f: F) -> F:
         option("--concurrency", type=click.IntRange(1, 256), default=8, show_default=True,
                help="SMTP connections in parallel."),
         option("--workers", type=click.IntRange(1, 256), default=None,
-               help="Sender processes, sharing --concurrency and --rate. Default: one per "
-                    "core, but at most --concurrency and one per 1,000 recipients to send."),
+               help="Sender processes, sharing --concurrency and --rate and claiming "
+                    "recipients through the state (at most --concurrency). Default: 1."),
         option("--lease", type=FiniteFloat(0, 3600, min_open=True), default=60.0,
                show_default=True,
                help="Seconds a sender's claim on a batch of recipients lasts unless renewed: "

@@ -41,7 +41,6 @@ from digest.errors import DigestError
 from digest.state.store import open_store
 
 Rebuild = Callable[[], SendRequest]
-PER_WORKER = 1000  # recipients to send per extra worker, when --workers is not given
 _TICK = 0.5  # seconds between two looks at whether the workers are still alive
 Messages = Any  # a multiprocessing queue of (kind, worker index, body)
 
@@ -68,15 +67,13 @@ class WorkerStopped(DigestError):
 
 def worker_count(request: SendRequest, todo: int, can_spawn: bool) -> int:
     """--workers, capped by --concurrency (each worker needs a connection) and by
-    the recipients to send. Without it: one per core, capped as well, and by one
-    per PER_WORKER recipients, so a small send stays in one process."""
+    the recipients to send. Without it, one: measured on two cores against a
+    local sink, a second worker was slower, not faster (README, "Scaling out"),
+    so more processes are the operator's choice, not a default."""
     options = request.options
     if not can_spawn or not request.journal or todo < 2:
         return 1  # an in-memory journal (the benchmark's) cannot be shared
-    wanted = options.workers
-    if wanted is None:
-        wanted = min(os.cpu_count() or 1, todo // PER_WORKER)
-    return max(1, min(wanted, options.concurrency, todo))
+    return max(1, min(options.workers or 1, options.concurrency, todo))
 
 
 def share(options: SendOptions, index: int, count: int) -> SendOptions:
