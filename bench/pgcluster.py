@@ -1,5 +1,5 @@
-"""A throwaway PostgreSQL cluster for the benchmark's PostgreSQL case, with
-nothing from pytest: the recipe of tests/postgres.py as plain functions.
+"""A throwaway PostgreSQL cluster, with nothing from pytest: for the
+benchmark's PostgreSQL case, and under the tests' fixture (tests/postgres.py).
 
 ``initdb`` in a temporary folder and ``pg_ctl start`` on a free port of
 127.0.0.1, with its unix socket in that folder; stopped and removed on exit.
@@ -7,9 +7,9 @@ initdb refuses to run as root, so as root the cluster runs as Debian's
 ``postgres`` user, or ``nobody``. The superuser ``digest`` logs in without a
 password over loopback only.
 
-Unlike the tests' cluster, this one keeps PostgreSQL's own durability
-settings (fsync, synchronous_commit): the figure is meant to be what a user's
-server would give, not what a disposable one can.
+By default it keeps PostgreSQL's own durability settings (fsync,
+synchronous_commit): the benchmark's figure is meant to be what a user's
+server would give. The tests pass ``settings`` that trade that for speed.
 """
 
 from __future__ import annotations
@@ -87,8 +87,8 @@ class Cluster:
     host: str
     port: int
 
-    def url(self, database: str = "postgres") -> str:
-        return f"postgresql://{SUPERUSER}@{self.host}:{self.port}/{database}"
+    def url(self, database: str = "postgres", user: str = SUPERUSER) -> str:
+        return f"postgresql://{user}@{self.host}:{self.port}/{database}"
 
     def execute(self, sql: str, database: str = "postgres") -> None:
         import psycopg
@@ -115,19 +115,20 @@ def _run(command: list[str], as_user: Account) -> None:
 
 
 @contextmanager
-def throwaway_cluster(programs: Path) -> Iterator[Cluster]:
-    """A cluster made with ``programs``' initdb, running until the block ends."""
+def throwaway_cluster(programs: Path, *, hba: str = HBA, settings: str = "") -> Iterator[Cluster]:
+    """A cluster made with ``programs``' initdb, running until the block ends;
+    ``hba`` is its whole pg_hba.conf, ``settings`` lines added to its config."""
     as_user = owner()
-    root = Path(tempfile.mkdtemp(prefix="digest-bench-pg-"))
+    root = Path(tempfile.mkdtemp(prefix="digest-pg-"))
     if as_user.user is not None and as_user.group is not None:
         os.chown(root, as_user.user, as_user.group)
     data, port = root / "data", free_port()
     try:
         _run([str(programs / "initdb"), "-D", str(data), "-U", SUPERUSER, "-A", "trust",
               "-E", "UTF8", "--locale=C.UTF-8", "--no-sync"], as_user)
-        (data / "pg_hba.conf").write_text(HBA)
+        (data / "pg_hba.conf").write_text(hba)
         with (data / "postgresql.conf").open("a") as conf:
-            conf.write(SETTINGS.format(host=HOST, port=port, root=root))
+            conf.write(SETTINGS.format(host=HOST, port=port, root=root) + settings)
         _run([str(programs / "pg_ctl"), "-D", str(data), "-l", str(root / "log"), "-w",
               "-t", "30", "start"], as_user)
         yield Cluster(HOST, port)

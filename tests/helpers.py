@@ -15,9 +15,10 @@ import os
 import re
 import shutil
 import sqlite3
+import subprocess
 import threading
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Sequence
 from contextlib import closing
 from datetime import timedelta, timezone
@@ -279,3 +280,21 @@ def require_chromium() -> None:
     if CHROMIUM is None and not os.environ.get("CI"):
         pytest.skip("system Chromium is not installed (apt-get install chromium)",
                     allow_module_level=True)
+
+
+def wait_for(what: str, ready: Callable[[], object], *processes: subprocess.Popen[bytes]) -> None:
+    """Poll ``ready`` for up to a minute, failing at once if a process ends first."""
+    deadline = time.monotonic() + 60
+    while not ready():
+        assert all(p.poll() is None for p in processes), f"a process ended before {what}"
+        assert time.monotonic() < deadline, f"no {what} within a minute"
+        time.sleep(0.005)
+
+
+def copies(server: FaultyServer) -> dict[str, list[str | None]]:
+    """Each recipient the server got mail for, with the Message-ID of every copy."""
+    found: dict[str, list[str | None]] = defaultdict(list)
+    for message in server.received:
+        for rcpt in message.rcpt_tos:
+            found[rcpt].append(message.message_id)
+    return found

@@ -12,9 +12,7 @@ import json
 import signal
 import subprocess
 import sys
-import time
 from collections import defaultdict
-from collections.abc import Callable
 from contextlib import closing
 from pathlib import Path
 
@@ -22,7 +20,7 @@ import psycopg
 import pytest
 
 from digest.state.store import open_store
-from tests.helpers import REPO, digest_env, write_list
+from tests.helpers import REPO, copies, digest_env, wait_for, write_list
 from tests.smtpd import FaultyServer
 
 CONCURRENCY = 4
@@ -36,21 +34,6 @@ def command(server: FaultyServer, state: str, report: str, *extra: str) -> list[
             "--workers", "1", "--lease", LEASE, "--state", state, "--report", report,
             "--quiet", *extra]
 
-
-def wait_for(what: str, ready: Callable[[], bool], *senders: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while not ready():
-        assert all(s.poll() is None for s in senders), f"a sender ended before {what}"
-        assert time.monotonic() < deadline, f"no {what} within a minute"
-        time.sleep(0.005)
-
-
-def copies(server: FaultyServer) -> dict[str, list[str | None]]:
-    found: dict[str, list[str | None]] = defaultdict(list)
-    for message in server.received:
-        for rcpt in message.rcpt_tos:
-            found[rcpt].append(message.message_id)
-    return found
 
 
 def holders(url: str) -> dict[str, set[str]]:

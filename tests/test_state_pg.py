@@ -17,11 +17,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from bench.pgcluster import Cluster
 from digest.errors import DigestError
 from digest.state.records import CampaignRecord, Entry, Update
 from digest.state.store import open_store
 from tests.helpers import AS_OF, run
-from tests.postgres import PG_PASSWORD, PG_PASSWORD_ROLE, PgCluster
+from tests.postgres import PG_PASSWORD, PG_PASSWORD_ROLE
 
 QUEUED = "2026-11-28T09:00:00+00:00"
 TABLES = ("campaigns", "deliveries", "suppressions", "preferences", "bounce_scores",
@@ -177,7 +178,7 @@ def test_the_password_comes_from_digest_state_password(workdir: Path,
         assert store.suppressions.reason("ann@example.org") == "manual"
 
 
-def test_a_server_that_is_not_there_is_one_line(workdir: Path, pg_cluster: PgCluster) -> None:
+def test_a_server_that_is_not_there_is_one_line(workdir: Path, pg_cluster: Cluster) -> None:
     with closing(socket.socket()) as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]  # bound, never listening: refused

@@ -14,11 +14,10 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
-from tests.helpers import REPO, digest_env, journal, write_list
+from tests.helpers import REPO, copies, digest_env, journal, wait_for, write_list
 from tests.smtpd import FaultyServer
 
 RECIPIENTS = 200
@@ -43,21 +42,6 @@ def workers_of(pid: int) -> list[int]:
             continue
     return found
 
-
-def wait_for(what: str, ready: object, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 60
-    while not ready():  # type: ignore[operator]
-        assert process.poll() is None, f"the send ended before {what}"
-        assert time.monotonic() < deadline, f"no {what} within a minute"
-        time.sleep(0.005)
-
-
-def copies(server: FaultyServer) -> dict[str, list[str | None]]:
-    found: dict[str, list[str | None]] = defaultdict(list)
-    for message in server.received:
-        for rcpt in message.rcpt_tos:
-            found[rcpt].append(message.message_id)
-    return found
 
 
 def test_two_workers_mail_everyone_once_and_a_second_send_is_refused(

@@ -24,6 +24,7 @@ from digest.model import address_key
 from digest.state.connect import connect, connect_readonly
 from digest.state.records import (
     STATUSES,
+    TO_DO,
     CampaignRecord,
     Entry,
     Pending,
@@ -33,11 +34,6 @@ from digest.state.records import (
 )
 from digest.state.records import now_stamp as _now
 from digest.state.sqlite_claims import SqliteClaims
-
-# What a run still has to do: pending and deferred recipients go out normally;
-# ambiguous ones (a drop after the final dot, or in flight at a crash) go out
-# once more, while resends == 0.
-_TO_DO = "(status IN ('pending', 'deferred') OR (status='ambiguous' AND resends=0))"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -179,7 +175,7 @@ class SqliteJournal(SqliteClaims):
         while True:
             rows = self._db.execute(
                 "SELECT key, email, name, tags, status, rid FROM deliveries WHERE campaign=?"
-                f" AND key>? AND {_TO_DO} ORDER BY key LIMIT ?",
+                f" AND key>? AND {TO_DO} ORDER BY key LIMIT ?",
                 (campaign, last, chunk),
             ).fetchall()
             if not rows:
@@ -205,13 +201,13 @@ class SqliteJournal(SqliteClaims):
     def still_to_do(self, campaign: str, email: str) -> tuple[bool, str | None]:
         """(whether a run would send to ``email``, its status if it has a row)."""
         row = self._db.execute(
-            f"SELECT status, {_TO_DO} FROM deliveries WHERE campaign=? AND key=?",
+            f"SELECT status, {TO_DO} FROM deliveries WHERE campaign=? AND key=?",
             (campaign, address_key(email))).fetchone()
         return (True, None) if row is None else (bool(row[1]), str(row[0]))
 
     def count_todo(self, campaign: str) -> int:
         (count,) = self._db.execute(
-            f"SELECT COUNT(*) FROM deliveries WHERE campaign=? AND {_TO_DO}",
+            f"SELECT COUNT(*) FROM deliveries WHERE campaign=? AND {TO_DO}",
             (campaign,),
         ).fetchone()
         return int(count)
@@ -249,7 +245,7 @@ class SqliteJournal(SqliteClaims):
             return 0
         (count,) = self._db.execute(
             "SELECT COUNT(*) FROM deliveries WHERE campaign=?"
-            f" AND ({_TO_DO} OR status='inflight')", (campaign,)).fetchone()
+            f" AND ({TO_DO} OR status='inflight')", (campaign,)).fetchone()
         return int(count)
 
     def expire(self, campaign: str, queued_before: str, reason: str) -> int:
@@ -258,7 +254,7 @@ class SqliteJournal(SqliteClaims):
         with self._transaction():
             cursor = self._db.execute(
                 "UPDATE deliveries SET status='expired', last_reply=?, updated_at=?"
-                f" WHERE campaign=? AND ({_TO_DO} OR status='inflight') AND created_at<?",
+                f" WHERE campaign=? AND ({TO_DO} OR status='inflight') AND created_at<?",
                 (reason, _now(), campaign, queued_before))
         return cursor.rowcount
 
@@ -328,7 +324,7 @@ class SqliteJournal(SqliteClaims):
             for chunk in chunks:
                 self._db.executemany(
                     "UPDATE deliveries SET status='suppressed', updated_at=?, last_reply=?"
-                    f" WHERE campaign=? AND key=? AND {_TO_DO}",
+                    f" WHERE campaign=? AND key=? AND {TO_DO}",
                     [(now, reason, campaign, key) for key, reason in chunk])
             return self._db.total_changes - before
 

@@ -27,6 +27,11 @@ def now_stamp() -> str:
     return stamp(datetime.now(UTC))
 
 
+# What a run still has to do, as SQL both backends speak: pending and deferred
+# recipients go out normally; ambiguous ones (a drop after the final dot, or in
+# flight at a crash) go out once more, while resends == 0.
+TO_DO = "(status IN ('pending', 'deferred') OR (status='ambiguous' AND resends=0))"
+
 @dataclass(frozen=True, slots=True)
 class RecipientRecord:
     campaign: str

@@ -17,11 +17,9 @@ from contextlib import AbstractContextManager
 from datetime import datetime
 
 from digest.model import address_key
-from digest.state.records import EXPIRED_IN_FLIGHT, Pending
+from digest.state.records import EXPIRED_IN_FLIGHT, TO_DO, Pending
 from digest.state.records import now_stamp as _now
 
-# The same rule as journal._TO_DO, spelled here too: this module stands alone.
-_TO_DO = "(status IN ('pending', 'deferred') OR (status='ambiguous' AND resends=0))"
 # Still owed and not merely waiting for a later try: what a sender out of work waits for.
 _ACTIVE = "(status IN ('inflight', 'pending') OR (status='ambiguous' AND resends=0))"
 
@@ -45,7 +43,7 @@ class SqliteClaims:
         with self._transaction():
             rows = self._db.execute(
                 "UPDATE deliveries SET claimed_by=?, lease_until=? WHERE campaign=? AND key IN"
-                f" (SELECT key FROM deliveries WHERE campaign=? AND {_TO_DO}"
+                f" (SELECT key FROM deliveries WHERE campaign=? AND {TO_DO}"
                 " AND (claimed_by IS NULL OR lease_until<?) ORDER BY key LIMIT ?)"
                 " RETURNING key, email, name, tags, status, rid",
                 (sender_id, moment + lease_s, campaign, campaign, moment, n)).fetchall()

@@ -21,6 +21,7 @@ from digest.state.postgres.schema import Connection
 from digest.state.records import (
     EXPIRED_IN_FLIGHT,
     STATUSES,
+    TO_DO,
     CampaignRecord,
     Entry,
     Pending,
@@ -30,7 +31,6 @@ from digest.state.records import (
 )
 from digest.state.records import now_stamp as _now
 
-_TO_DO = "(status IN ('pending', 'deferred') OR (status='ambiguous' AND resends=0))"
 _RECORD = "campaign, selection, created_at, series, as_of, definition, closed_at, closed_reason"
 _BATCH = 10_000
 # The statuses a later suppression overrides: no send has happened yet.
@@ -116,7 +116,7 @@ class PostgresJournal:
         while True:
             rows = self._db.execute(
                 "SELECT key, email, name, tags, status, rid FROM deliveries WHERE campaign=%s"
-                f" AND key>%s AND {_TO_DO} ORDER BY key LIMIT %s",
+                f" AND key>%s AND {TO_DO} ORDER BY key LIMIT %s",
                 (campaign, last, chunk)).fetchall()
             if not rows:
                 return
@@ -140,12 +140,12 @@ class PostgresJournal:
 
     def still_to_do(self, campaign: str, email: str) -> tuple[bool, str | None]:
         row = self._db.execute(
-            f"SELECT status, {_TO_DO} FROM deliveries WHERE campaign=%s AND key=%s",
+            f"SELECT status, {TO_DO} FROM deliveries WHERE campaign=%s AND key=%s",
             (campaign, address_key(email))).fetchone()
         return (True, None) if row is None else (bool(row[1]), str(row[0]))
 
     def count_todo(self, campaign: str) -> int:
-        return self._count(f"SELECT COUNT(*) FROM deliveries WHERE campaign=%s AND {_TO_DO}",
+        return self._count(f"SELECT COUNT(*) FROM deliveries WHERE campaign=%s AND {TO_DO}",
                            campaign)
 
     def _count(self, query: str, campaign: str) -> int:
@@ -181,13 +181,13 @@ class PostgresJournal:
         if record is not None and record.closed_at is not None:
             return 0
         return self._count("SELECT COUNT(*) FROM deliveries WHERE campaign=%s"
-                           f" AND ({_TO_DO} OR status='inflight')", campaign)
+                           f" AND ({TO_DO} OR status='inflight')", campaign)
 
     def expire(self, campaign: str, queued_before: str, reason: str) -> int:
         with self._transaction() as db:
             cursor = db.execute(
                 "UPDATE deliveries SET status='expired', last_reply=%s, updated_at=%s"
-                f" WHERE campaign=%s AND ({_TO_DO} OR status='inflight') AND created_at<%s",
+                f" WHERE campaign=%s AND ({TO_DO} OR status='inflight') AND created_at<%s",
                 (reason, _now(), campaign, queued_before))
         return cursor.rowcount
 
@@ -232,7 +232,7 @@ class PostgresJournal:
         with self._transaction() as db:
             rows = db.execute(
                 "UPDATE deliveries SET claimed_by=%s, lease_until=%s WHERE (campaign, key) IN"
-                f" (SELECT campaign, key FROM deliveries WHERE campaign=%s AND {_TO_DO}"
+                f" (SELECT campaign, key FROM deliveries WHERE campaign=%s AND {TO_DO}"
                 " AND (claimed_by IS NULL OR lease_until<%s) ORDER BY key LIMIT %s"
                 " FOR UPDATE SKIP LOCKED) RETURNING key, email, name, tags, status, rid",
                 (sender_id, now + timedelta(seconds=lease_s), campaign, now, n)).fetchall()
@@ -309,7 +309,7 @@ class PostgresJournal:
             cursor = db.execute(
                 "UPDATE deliveries d SET status='suppressed', updated_at=%s,"
                 " last_reply=s.reason FROM suppressions s WHERE d.campaign=%s AND d.key=s.key"
-                f" AND (%s::text IS NULL OR s.created_at>=%s) AND {_TO_DO}",
+                f" AND (%s::text IS NULL OR s.created_at>=%s) AND {TO_DO}",
                 (_now(), campaign, since, since))
         return cursor.rowcount
 
