@@ -10,7 +10,10 @@ import unicodedata
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeAlias
+
+# Where a state is: a folder, or a postgresql:// URL (which --state passes as text).
+StateLocation: TypeAlias = Path | str
 
 _NON_SLUG = re.compile(r"[^a-z0-9]+")
 # Control characters (other than whitespace) and private-use code points: the

@@ -196,6 +196,19 @@ def test_their_choice_in_the_state_wins_over_the_lists_tags(tmp_path: Path) -> N
     assert titles_in(tmp_path / "out" / "digest.html", TITLES) == {FERRY, GALLERY}
 
 
+def test_their_choice_in_a_postgresql_state_wins_too(tmp_path: Path, postgres_url: str) -> None:
+    store = open_store(postgres_url)
+    try:
+        store.preferences.set("ada@example.org", ("arts",), "web:test", "2026-11-28T00:00:00Z")
+    finally:
+        store.close()
+    listed = write_list(tmp_path / "list.csv", "ada@example.org", "Harbour")
+    result = preview(tmp_path / "out", "--subscriber", "ada@example.org", "--list", str(listed),
+                     "--state", postgres_url, articles=TAGGED)
+    assert result.exit_code == 0, result.output
+    assert titles_in(tmp_path / "out" / "digest.html", TITLES) == {FERRY, GALLERY}
+
+
 def test_a_chromium_path_that_is_not_there(tmp_path: Path) -> None:
     result = preview(tmp_path / "out", "--chromium", "/nonexistent")
     assert (result.exit_code, result.stdout) == (1, "")

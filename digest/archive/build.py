@@ -30,6 +30,7 @@ from digest.email.links import site_base
 from digest.email.options import RenderOptions
 from digest.email.render import make_environment
 from digest.errors import ConfigError
+from digest.model import StateLocation
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,7 +40,7 @@ class ArchiveRequest:
     links), how they look (``render``: the name, ``archive_url``, ``site_url``,
     templates) and the folder to write (``out``, given by the option ``flag``)."""
 
-    state: Path
+    state: StateLocation
     source: Source
     render: RenderOptions
     out: Path

@@ -11,6 +11,7 @@ from pathlib import Path
 from digest.audience.subscribers import read_rows
 from digest.content.articles import load_articles
 from digest.content.folder import known_tags
+from digest.model import StateLocation
 from digest.state.store import Store, open_store
 
 MAX_PROBLEMS = 1000
@@ -32,7 +33,7 @@ class CheckResult:
 
 
 def check_lists(paths: Sequence[Path], *, list_format: str | None, articles: Path,
-                state: Path) -> CheckResult:
+                state: StateLocation) -> CheckResult:
     """Count valid, invalid, duplicate and suppressed rows across ``paths``."""
     known = None
     if articles.is_dir():

@@ -27,10 +27,10 @@ from collections.abc import Callable
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from digest.audience.dsn import Finding, classify, parse
 from digest.audience.mailboxes import Source
+from digest.model import StateLocation
 from digest.state.records import stamp
 from digest.state.store import Store, open_store
 
@@ -86,7 +86,7 @@ def message_id(data: bytes, header: str | None) -> str:
     return value or "sha256:" + hashlib.sha256(data).hexdigest()
 
 
-def read_inbox(source: Source, state: Path, policy: Policy, decoders: Decoders,
+def read_inbox(source: Source, state: StateLocation, policy: Policy, decoders: Decoders,
                now: datetime) -> InboxResult:
     """Process every unread message of ``source`` against the state at ``state``."""
     left: list[str] = []

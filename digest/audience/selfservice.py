@@ -11,9 +11,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
-from digest.model import slugify
+from digest.model import StateLocation, slugify
 from digest.state.records import now_stamp
 from digest.state.store import Store, open_store
 
@@ -36,7 +35,7 @@ class SelfService:
         self._store = store
 
     @classmethod
-    def open(cls, state: Path) -> SelfService:
+    def open(cls, state: StateLocation) -> SelfService:
         return cls(open_store(state))
 
     def reader(self, rid: str) -> Reader | None:

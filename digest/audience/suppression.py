@@ -22,7 +22,7 @@ from typing import NamedTuple, TextIO
 
 from digest.errors import ConfigError, SubscriberError
 from digest.files import NotAFile, open_regular
-from digest.model import shown
+from digest.model import StateLocation, shown
 from digest.state.records import Suppression
 from digest.state.store import open_store
 
@@ -53,7 +53,7 @@ class Counted(NamedTuple):
     given: int
 
 
-def suppress_addresses(state: Path, emails: Iterable[str], reason: str) -> Counted:
+def suppress_addresses(state: StateLocation, emails: Iterable[str], reason: str) -> Counted:
     """Suppress ``emails`` (checked first: a bad one suppresses nobody)."""
     checked = checked_addresses(emails)
     with closing(open_store(state)) as store:
@@ -61,25 +61,25 @@ def suppress_addresses(state: Path, emails: Iterable[str], reason: str) -> Count
                        len(checked))
 
 
-def unsuppress(state: Path, emails: Iterable[str]) -> int:
+def unsuppress(state: StateLocation, emails: Iterable[str]) -> int:
     """Take ``emails`` off the list; return how many were on it."""
     with closing(open_store(state)) as store:
         return store.suppressions.remove(emails)
 
 
-def list_suppressions(state: Path) -> list[Suppression]:
+def list_suppressions(state: StateLocation) -> list[Suppression]:
     with closing(open_store(state)) as store:
         return list(store.suppressions)
 
 
-def import_suppressions(state: Path, path: Path, default_reason: str) -> Counted:
+def import_suppressions(state: StateLocation, path: Path, default_reason: str) -> Counted:
     """Suppress every address of a CSV file; all or nothing: a bad row stops the import."""
     entries = list(read_import(path, default_reason))
     with closing(open_store(state)) as store:
         return Counted(store.suppressions.add(entries), len(entries))
 
 
-def export_suppressions(state: Path, out: TextIO) -> int:
+def export_suppressions(state: StateLocation, out: TextIO) -> int:
     """Write the list as CSV to ``out``; return how many addresses it has."""
     with closing(open_store(state)) as store:
         return write_csv(store.suppressions, out)

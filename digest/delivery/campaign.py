@@ -25,7 +25,6 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Protocol
 
 from digest.audience.subscribers import ListRow, iter_subscribers
@@ -40,7 +39,7 @@ from digest.delivery.workers import Rebuild, WorkerPlan, run_workers, worker_cou
 from digest.email.message import message_id
 from digest.email.variants import Variants
 from digest.errors import ConfigError, DigestError, TooManyConnectionErrors
-from digest.model import Subscriber
+from digest.model import StateLocation, Subscriber
 from digest.state.records import Entry, Pending, now_stamp, stamp
 from digest.state.store import Store, SuppressionStore, open_store
 
@@ -286,7 +285,7 @@ class ReadOnly:
         return self._inner.reason(email)
 
 
-def close_campaign(state: Path, campaign: str, reason: str, *, now: datetime) -> int:
+def close_campaign(state: StateLocation, campaign: str, reason: str, *, now: datetime) -> int:
     """Set an unfinished campaign aside on purpose, under the state's lock so
     no send is running it; return how many recipients it still owed.
 

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
 
 from digest.delivery.issues import Definition
 from digest.errors import ConfigError
+from digest.model import StateLocation
 from digest.state.store import open_store
 
 
@@ -29,7 +29,7 @@ class PublishedIssue:
     series: str | None = None
 
 
-def published(state: Path) -> list[PublishedIssue]:
+def published(state: StateLocation) -> list[PublishedIssue]:
     """Every published issue of ``state``, newest (by as-of) first; ties go by
     campaign id, so the order never depends on the journal's."""
     with closing(open_store(state, readonly=True)) as store:

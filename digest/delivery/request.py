@@ -12,6 +12,7 @@ from digest.delivery.sender import SendOptions
 from digest.delivery.transport import Transport
 from digest.email.options import RenderOptions
 from digest.email.wrap import Wrapper
+from digest.model import StateLocation
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,7 @@ class SendRequest:
     render: RenderOptions
     lists: tuple[Path, ...]
     transport: Transport
-    state: Path = Path(".digest")
+    state: StateLocation = Path(".digest")
     campaign: str | None = None
     dry_run: bool = False
     options: SendOptions = field(default_factory=SendOptions)

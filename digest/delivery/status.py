@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from contextlib import closing
 from dataclasses import dataclass
-from pathlib import Path
 
 from digest.delivery.issues import Definition
 from digest.errors import ConfigError
+from digest.model import StateLocation
 from digest.state.records import CampaignRecord, RecipientRecord
 from digest.state.store import open_store
 
@@ -58,7 +58,7 @@ COMPLAINT_LIMIT = 0.001
 PROBLEMS = ("failed", "deferred", "ambiguous", "expired", "skipped")
 
 
-def status(state: Path, campaign: str | None) -> Status:
+def status(state: StateLocation, campaign: str | None) -> Status:
     """A campaign's counts, definition and recipients in trouble. It only reads,
     so it works on a full disk."""
     with closing(open_store(state, readonly=True)) as store:

@@ -28,7 +28,7 @@ from digest.email.options import RenderOptions
 from digest.email.variants import Variants
 from digest.errors import ConfigError, DigestError
 from digest.files import write_atomic
-from digest.model import Article, Subscriber
+from digest.model import Article, StateLocation, Subscriber
 
 DESKTOP, MOBILE = 1200, 375
 # (file, window width, colour scheme, <style> stripped), in the order they are listed.
@@ -50,7 +50,7 @@ class PreviewSubscriber:
     email: str
     lists: tuple[Path, ...]
     list_format: str | None = None
-    state: Path | None = None
+    state: StateLocation | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +106,8 @@ def _subscriber(who: PreviewSubscriber, warn: Warn) -> Subscriber:
         lists = ", ".join(str(path) for path in who.lists)
         raise ConfigError(f"{who.email} is not a subscriber in {lists}; check the address "
                           "and --list", source="--subscriber")
-    if who.state is None or not who.state.is_dir():
+    # A folder that does not exist holds no choices (and is not created); a URL is a database.
+    if who.state is None or (isinstance(who.state, Path) and not who.state.is_dir()):
         return found
     service = SelfService.open(who.state)
     try:

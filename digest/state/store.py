@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
+from digest.model import StateLocation
 from digest.state.postgres.location import PostgresLocation, is_postgres_url
 from digest.state.records import (
     STATUSES,
@@ -207,8 +208,7 @@ class Store(Protocol):
     def close(self) -> None: ...
 
 
-# Where a state is: a folder, or a postgresql:// URL (which --state passes as text).
-Location = Path | str
+Location = StateLocation
 
 
 def open_store(location: Location, *, readonly: bool = False,

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 from typing import TypeVar
 
 from starlette.applications import Starlette
@@ -27,6 +26,7 @@ from starlette.types import ASGIApp
 
 from digest.audience.selfservice import Reader, SelfService
 from digest.email.signing import Purpose, Signer
+from digest.model import StateLocation
 from digest.web.archive import ArchiveSite, archive_mount
 from digest.web.forms import FORM_LIMIT, ONE_CLICK_LIMIT, bounded, is_one_click, parse_form
 from digest.web.pages import Pages, SecureHeaders
@@ -45,7 +45,7 @@ class WebConfig:
     archive to serve beside the pages, if any."""
 
     signer: Signer
-    state: Path
+    state: StateLocation
     newsletter: str
     topics: Topics
     archive: ArchiveSite | None = None
@@ -57,7 +57,7 @@ class Readers:
     writer at a time anyway. Opening it here, before the server listens, makes
     a bad ``--state`` an error at start rather than on the first click."""
 
-    def __init__(self, state: Path) -> None:
+    def __init__(self, state: StateLocation) -> None:
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="digest-state")
         try:
             self._service = self._pool.submit(SelfService.open, state).result()
