@@ -259,3 +259,22 @@ def test_a_readonly_store_writes_nothing(postgres_url: str) -> None:
     with closing(open_store(postgres_url)) as store:
         assert store.journal.counts("c1")["inflight"] == 1
         assert store.suppressions.reason("new@example.org") is None
+
+
+def test_a_connection_cut_under_a_read_is_one_line(postgres_url: str,
+                                                   pg_cluster: Cluster) -> None:
+    # A server restarted or a connection cut mid-run: reads say so in one line, as writes do.
+    database = postgres_url.rsplit("/", 1)[1]
+    with closing(open_store(postgres_url)) as store:
+        store.journal.pin(CampaignRecord("c1", "sel", "2026-11-28T06:00:00Z"))
+        store.suppressions.add([("gone@example.org", "manual", "manual")])
+        pg_cluster.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                           f" WHERE datname = '{database}' AND pid <> pg_backend_pid()")
+        for read in (lambda: store.journal.counts("c1"), lambda: list(store.journal.todo("c1")),
+                     lambda: store.suppressions.reason("gone@example.org"),
+                     lambda: list(store.suppressions)):
+            with pytest.raises(DigestError) as caught:
+                read()
+            assert str(caught.value).startswith("the PostgreSQL state could not be read (")
+            assert str(caught.value).endswith("check that the server is up and reachable, "
+                                              "then run again")

@@ -11,6 +11,7 @@ import psycopg
 
 from digest.errors import DigestError
 from digest.model import address_key
+from digest.state.postgres.guard import guarded
 from digest.state.postgres.schema import Connection
 from digest.state.records import Suppression, now_stamp
 
@@ -29,6 +30,7 @@ def _writing(db: Connection, what: str, shown: str) -> Iterator[Connection]:
                           "role may write there and the server has space") from exc
 
 
+@guarded
 class PostgresSuppressions:
     """Addresses never to be mailed, keyed by ``address_key``."""
 
@@ -89,6 +91,7 @@ class PostgresSuppressions:
         """The store owns the connection."""
 
 
+@guarded
 class PostgresPreferences:
     """Subscribers' own tag choices, keyed by ``address_key``."""
 
@@ -119,6 +122,7 @@ class PostgresPreferences:
         """The store owns the connection."""
 
 
+@guarded
 class PostgresBounces:
     """Bounce scores per address and the returned mail already processed."""
 

@@ -17,6 +17,7 @@ import psycopg
 
 from digest.errors import DigestError
 from digest.model import address_key
+from digest.state.postgres.guard import guarded
 from digest.state.postgres.schema import Connection
 from digest.state.records import (
     EXPIRED_IN_FLIGHT,
@@ -44,6 +45,7 @@ def new_rid() -> str:
     return secrets.token_hex(9)
 
 
+@guarded
 class PostgresJournal:
     """The journal of one PostgreSQL state, on the store's connection."""
 
