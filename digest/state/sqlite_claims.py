@@ -15,6 +15,7 @@ import sqlite3
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime
+from typing import Protocol
 
 from digest.model import address_key
 from digest.state.records import EXPIRED_IN_FLIGHT, TO_DO, Pending
@@ -24,18 +25,20 @@ from digest.state.records import now_stamp as _now
 _ACTIVE = "(status IN ('inflight', 'pending') OR (status='ambiguous' AND resends=0))"
 
 
-class SqliteClaims:
-    """The claim API of ``SqliteJournal``, which provides ``_db`` and ``_transaction``."""
+class _Journal(Protocol):
+    """What the mixin needs of ``SqliteJournal``."""
 
     _db: sqlite3.Connection
 
-    def _transaction(self) -> AbstractContextManager[None]:
-        raise NotImplementedError  # SqliteJournal's
+    def _transaction(self) -> AbstractContextManager[None]: ...
 
-    def _give_rids(self, campaign: str) -> None:
-        raise NotImplementedError  # SqliteJournal's
+    def _give_rids(self, campaign: str) -> None: ...
 
-    def claim(self, campaign: str, sender_id: str, n: int, lease_s: float,
+
+class SqliteClaims:
+    """The claim API of ``SqliteJournal`` (a mixin: ``self`` is the journal)."""
+
+    def claim(self: _Journal, campaign: str, sender_id: str, n: int, lease_s: float,
               now: datetime) -> list[Pending]:
         """Take up to ``n`` recipients still owed the issue that no live lease holds."""
         self._give_rids(campaign)
@@ -51,7 +54,7 @@ class SqliteClaims:
         return [Pending(email, name, tags, status == "ambiguous", rid)
                 for _, email, name, tags, status, rid in rows]
 
-    def renew(self, campaign: str, sender_id: str, emails: Sequence[str], lease_s: float,
+    def renew(self: _Journal, campaign: str, sender_id: str, emails: Sequence[str], lease_s: float,
               now: datetime) -> int:
         """Extend this sender's leases on ``emails``; rows it no longer holds are left alone."""
         until = now.timestamp() + lease_s
@@ -62,7 +65,7 @@ class SqliteClaims:
                 [(until, campaign, address_key(e), sender_id) for e in emails])
             return self._db.total_changes - before
 
-    def reclaim(self, campaign: str, now: datetime) -> int:
+    def reclaim(self: _Journal, campaign: str, now: datetime) -> int:
         """Rows left in flight by a sender whose lease expired (or that held none)
         become ambiguous, to be sent once more with the same Message-ID."""
         with self._transaction():
@@ -73,7 +76,7 @@ class SqliteClaims:
                 (EXPIRED_IN_FLIGHT, _now(), campaign, now.timestamp()))
         return cursor.rowcount
 
-    def release(self, campaign: str, sender_id: str | None) -> int:
+    def release(self: _Journal, campaign: str, sender_id: str | None) -> int:
         """Give up this sender's claims (``None``: everyone's) on rows not in flight."""
         with self._transaction():
             cursor = self._db.execute(
@@ -82,7 +85,7 @@ class SqliteClaims:
                 " AND status<>'inflight'", (campaign, sender_id, sender_id))
         return cursor.rowcount
 
-    def held(self, campaign: str, sender_id: str, now: datetime) -> float | None:
+    def held(self: _Journal, campaign: str, sender_id: str, now: datetime) -> float | None:
         """Seconds until the first live lease of another sender on a row it has yet
         to send or is sending ends; None when there is none."""
         (until,) = self._db.execute(
