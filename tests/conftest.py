@@ -17,7 +17,7 @@ import pytest
 from digest.content.compose import Digest, compose
 from digest.email.render import Rendered, make_environment, render_digest
 from digest.model import Article, Block, Tag
-from tests.helpers import REPO, TEST_SECRET, Mount
+from tests.helpers import CHROMIUM, CHROMIUM_ARGS, REPO, TEST_SECRET, Mount
 
 # The real SMTP server fixtures (smtp_server, tls_smtp_server, tls_ca, ...).
 pytest_plugins = ["tests.smtpd_fixtures", "tests.dovecot", "tests.postgres"]
@@ -179,3 +179,15 @@ def tiny_disk(tmp_path: Path) -> Iterator[Mount]:
     yield mount
     for path in mounted:
         subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    """The system Chromium through Playwright, one per test module (the modules
+    that use it call require_chromium() first)."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()

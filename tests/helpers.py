@@ -298,3 +298,9 @@ def copies(server: FaultyServer) -> dict[str, list[str | None]]:
         for rcpt in message.rcpt_tos:
             found[rcpt].append(message.message_id)
     return found
+
+
+def png_size(data: bytes) -> tuple[int, int]:
+    """(width, height) from a PNG's IHDR chunk, which always comes first."""
+    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR", "not a PNG"
+    return int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")

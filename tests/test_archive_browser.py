@@ -7,18 +7,13 @@ the test server: anything else it asks for is refused."""
 
 from __future__ import annotations
 
-import struct
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.helpers import png_size, require_chromium
 from tests.test_archive_web import published, serve_archive
 from tests.test_serve import Site, site, stopping
 
 require_chromium()
-playwright = pytest.importorskip("playwright.sync_api")
 __all__ = ["site", "stopping"]  # the fixtures this module uses
 PAGES = {"issue": ("/archive/issues/2026-w48-readers-all.html",
                    "Council Passes Budget With Late Boost for Bus Services"),
@@ -26,19 +21,6 @@ PAGES = {"issue": ("/archive/issues/2026-w48-readers-all.html",
                      "Solar Microgrids Bring Round-the-Clock Power to Lagos Markets")}
 
 
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield instance
-        instance.close()
-
-
-def png_size(data: bytes) -> tuple[int, int]:
-    """Width and height from a PNG's IHDR chunk, which always comes first."""
-    assert data[:8] == b"\x89PNG\r\n\x1a\n" and data[12:16] == b"IHDR"
-    width, height = struct.unpack(">II", data[16:24])
-    return int(width), int(height)
 
 
 def offline_page(browser: object, base: str, width: int) -> tuple[object, list[str]]:

@@ -6,27 +6,17 @@ sideways on a phone or a desktop."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from email.message import EmailMessage
 
 import pytest
 
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, require_chromium
+from tests.helpers import require_chromium
 from tests.test_serve import Site, path_of, site, stopping
 
 require_chromium()
-ARGS = CHROMIUM_ARGS
-playwright = pytest.importorskip("playwright.sync_api")
 __all__ = ["site", "stopping"]  # the fixtures this module uses
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield instance
-        instance.close()
 
 
 def send(site: Site) -> dict[str, EmailMessage]:

@@ -5,7 +5,6 @@ a dark-mode palette, and a preheader nobody sees."""
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from digest.cli.main import cli
-from tests.helpers import CHROMIUM, CHROMIUM_ARGS, REPO, require_chromium
+from tests.helpers import REPO, png_size, require_chromium
 
 require_chromium()
-ARGS = CHROMIUM_ARGS
-playwright = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
@@ -29,13 +26,6 @@ def digest_html(tmp_path_factory: pytest.TempPathFactory) -> Path:
     assert result.exit_code == 0, result.output
     return out / "digest.html"
 
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[object]:
-    with playwright.sync_playwright() as p:
-        instance = p.chromium.launch(executable_path=CHROMIUM, args=ARGS)
-        yield instance
-        instance.close()
 
 
 def open_page(browser: object, width: int) -> Any:
@@ -91,11 +81,6 @@ def test_preheader_is_hidden_but_present(browser: object, digest_html: Path) -> 
     assert str(seen["preheaderText"]).startswith("City Libraries Scrap Late Fees")
 
 
-def png_width(png: bytes) -> int:
-    """The width in a PNG's IHDR chunk, which follows the 8-byte signature."""
-    assert png[:8] == b"\x89PNG\r\n\x1a\n" and png[12:16] == b"IHDR"
-    return int.from_bytes(png[16:20], "big")
-
 
 def test_without_style_the_desktop_is_still_a_600px_column(
         browser: object, digest_html: Path, tmp_path: Path) -> None:
@@ -107,8 +92,8 @@ def test_without_style_the_desktop_is_still_a_600px_column(
     assert "<style" not in stripped.read_text(encoding="utf-8")
     page = open_page(browser, 1024)
     page.goto(stripped.as_uri())
-    assert png_width(page.locator("table.container").screenshot(timeout=5000)) == 600
-    assert png_width(page.locator("td.lead img").screenshot(timeout=5000)) == 536
+    assert png_size(page.locator("table.container").screenshot(timeout=5000))[0] == 600
+    assert png_size(page.locator("td.lead img").screenshot(timeout=5000))[0] == 536
     assert page.evaluate("document.documentElement.scrollWidth") == 1024
     page.close()
 
