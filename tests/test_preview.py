@@ -176,28 +176,19 @@ def test_a_subscriber_gets_the_stories_of_their_tags(tmp_path: Path) -> None:
     assert not (tmp_path / "no-state").exists()
 
 
-def test_their_choice_in_the_state_wins_over_the_lists_tags(tmp_path: Path) -> None:
-    store = open_store(tmp_path / "state")
+@pytest.mark.parametrize("backend", ["folder", "postgresql"])
+def test_their_choice_in_the_state_wins_over_the_lists_tags(
+        tmp_path: Path, backend: str, request: pytest.FixtureRequest) -> None:
+    state = (str(tmp_path / "state") if backend == "folder"
+             else str(request.getfixturevalue("postgres_url")))
+    store = open_store(Path(state) if backend == "folder" else state)
     try:
         store.preferences.set("ada@example.org", ("arts",), "web:test", "2026-11-28T00:00:00Z")
     finally:
         store.close()
     listed = write_list(tmp_path / "list.csv", "ada@example.org", "Harbour")
     result = preview(tmp_path / "out", "--subscriber", "ada@example.org", "--list", str(listed),
-                     "--state", str(tmp_path / "state"), articles=TAGGED)
-    assert result.exit_code == 0, result.output
-    assert titles_in(tmp_path / "out" / "digest.html", TITLES) == {FERRY, GALLERY}
-
-
-def test_their_choice_in_a_postgresql_state_wins_too(tmp_path: Path, postgres_url: str) -> None:
-    store = open_store(postgres_url)
-    try:
-        store.preferences.set("ada@example.org", ("arts",), "web:test", "2026-11-28T00:00:00Z")
-    finally:
-        store.close()
-    listed = write_list(tmp_path / "list.csv", "ada@example.org", "Harbour")
-    result = preview(tmp_path / "out", "--subscriber", "ada@example.org", "--list", str(listed),
-                     "--state", postgres_url, articles=TAGGED)
+                     "--state", state, articles=TAGGED)
     assert result.exit_code == 0, result.output
     assert titles_in(tmp_path / "out" / "digest.html", TITLES) == {FERRY, GALLERY}
 
