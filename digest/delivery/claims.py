@@ -36,7 +36,7 @@ from digest.state.records import Pending, Update, now_stamp
 from digest.state.store import Store
 
 PAGE = 256  # recipients between two looks at the suppression list, at most per claim
-_POLL = 1.0  # seconds between two looks at whether another sender's work is done
+_POLL = 0.1  # seconds between two looks at whether another sender's work is done
 _KEEP = ("inflight", "deferred")  # a row in these stays claimed (see JournalStore.apply)
 
 Tick = Callable[[Tally, int], None]

@@ -111,13 +111,18 @@ def run_workers(plan: WorkerPlan, options: SendOptions, todo: int, on_tick: Tick
 
 def _messages(results: Messages,
               processes: Sequence[BaseProcess]) -> Iterator[tuple[str, int, dict[str, Any]]]:
-    """The workers' messages until every worker has ended and the queue is empty."""
-    while True:
+    """The workers' messages until every worker has said it is done, or ended."""
+    said_done: set[int] = set()
+    while len(said_done) < len(processes):
         try:
-            yield results.get(timeout=_TICK)
+            kind, index, body = results.get(timeout=_TICK)
         except queue.Empty:
             if not any(p.is_alive() for p in processes):
                 break
+            continue
+        if kind == "done":
+            said_done.add(index)
+        yield kind, index, body
     for process in processes:
         process.join()
     while True:  # what a worker put just before it ended
