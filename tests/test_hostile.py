@@ -326,7 +326,7 @@ def test_a_full_tmpdir_is_one_line(
 
 # A file-size limit is a full disk that needs no mount: a write past it fails
 # with EFBIG, and SQLite reports a disk I/O error.
-FULL_DISK = "resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, resource.RLIM_INFINITY))\n"
+FULL_DISK = "resource.setrlimit(resource.RLIMIT_FSIZE, (128 << 10, resource.RLIM_INFINITY))\n"
 CANNOT_WRITE = ("Error: .digest/suppressions.sqlite3: cannot update the suppression list (disk "
                 "I/O error); free space on its disk or fix the permissions of --state\n")
 

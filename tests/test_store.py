@@ -4,8 +4,10 @@ delivery/ and audience/ may ask of it, and what stays behind it."""
 from __future__ import annotations
 
 import ast
+import fcntl
 import re
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -109,7 +111,7 @@ def test_apply_suppressions_without_a_list_creates_none(tmp_path: Path) -> None:
     with closing(open_store(tmp_path)) as store:
         store.journal.add("c1", [entry("a@example.org")], queued_at=QUEUED)
         assert store.apply_suppressions("c1") == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite3"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["journal.sqlite3", "journal.sqlite3-writer"]
 
 
 def test_no_database_attaches_another() -> None:
@@ -391,3 +393,27 @@ def test_a_sqlite_claim_reads_the_rows_still_owed_not_those_already_sent(
                                          journal.held(campaign, "b", at(0))))
 
         assert claiming("large") < 2 * claiming("small")
+
+
+def test_sqlite_writers_take_turns_through_the_writer_flock(tmp_path: Path) -> None:
+    """A write waits in the kernel for the process holding the writer lock,
+    rather than sleeping in SQLite's busy handler, and goes ahead once it is free."""
+    with closing(open_store(tmp_path / "state")) as store:
+        journal = store.journal
+        people = owed(journal, 2)
+        lock = tmp_path / "state" / "journal.sqlite3-writer"
+        with open(lock, "rb") as other:  # another process's descriptor, as far as flock goes
+            fcntl.flock(other, fcntl.LOCK_EX)
+
+            def write() -> None:  # with a connection of its own, as another process has
+                with closing(open_store(tmp_path / "state")) as own:
+                    own.journal.apply("c1", [Update(people[0], "sent", 250)])
+
+            writing = threading.Thread(target=write)
+            writing.start()
+            writing.join(timeout=0.5)
+            assert writing.is_alive()  # waiting its turn
+            fcntl.flock(other, fcntl.LOCK_UN)
+            writing.join(timeout=10)
+        assert not writing.is_alive()
+        assert journal.counts("c1") == {"pending": 1, "sent": 1}

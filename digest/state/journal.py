@@ -10,7 +10,8 @@ Message-ID, so receivers can de-duplicate.
 Writes are batched: a worker's "sent" for one message and its "inflight" for
 the next go into one transaction, and the campaign's recipients are added in
 bulk. WAL mode with synchronous=NORMAL makes a commit survive a killed
-process without an fsync per message.
+process without an fsync per message. Processes that share the file take
+turns to write through a blocking flock (state/writelock.py).
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from digest.state.records import (
 )
 from digest.state.records import now_stamp as _now
 from digest.state.sqlite_claims import SqliteClaims
+from digest.state.writelock import WriterLock
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -103,6 +105,7 @@ class SqliteJournal(SqliteClaims):
     def __init__(self, path: Path, *, memory: bool = False, readonly: bool = False) -> None:
         self.path = path
         self.writable = not readonly
+        self._writer: WriterLock | None = None
         try:
             if readonly and not memory:
                 self._db = connect_readonly(path, "deliveries")
@@ -111,6 +114,7 @@ class SqliteJournal(SqliteClaims):
             if not memory:
                 path.parent.mkdir(parents=True, exist_ok=True)
             self._db = connect(":memory:" if memory else path)
+            self._writer = None if memory else WriterLock(path)
             self._db.executescript(_SCHEMA)
             self._add_columns()
             self._record = _RECORD
@@ -136,6 +140,8 @@ class SqliteJournal(SqliteClaims):
 
     def close(self) -> None:
         self._db.close()
+        if self._writer is not None:
+            self._writer.close()
 
     def add(self, campaign: str, entries: Iterable[Entry], *, queued_at: str | None = None) -> int:
         """Record this run's recipients, in batches; return how many were offered.
@@ -347,17 +353,34 @@ class SqliteJournal(SqliteClaims):
         return [campaign for (campaign,) in cursor]
 
     def _transaction(self) -> _Transaction:
-        return _Transaction(self._db)
+        return _Transaction(self._db, self._writer)
 
 
 class _Transaction:
-    def __init__(self, db: sqlite3.Connection) -> None:
+    def __init__(self, db: sqlite3.Connection, writer: WriterLock | None) -> None:
         self._db = db
+        self._writer = writer
 
     def __enter__(self) -> None:
-        self._db.execute("BEGIN IMMEDIATE")
+        if self._writer is not None:
+            self._writer.acquire()
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _unlock(self) -> None:
+        if self._writer is not None:
+            self._writer.release()
 
     def __exit__(self, kind: object, value: object, tb: object) -> None:
+        try:
+            self._end(kind, value)
+        finally:
+            self._unlock()
+
+    def _end(self, kind: object, value: object) -> None:
         if kind is None:
             try:
                 self._db.execute("COMMIT")

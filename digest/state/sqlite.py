@@ -1,7 +1,8 @@
 """The embedded backend: a state folder of SQLite files and an flock.
 
-The folder holds ``journal.sqlite3``, ``suppressions.sqlite3`` and ``lock``;
-these names are spelled here and nowhere else. The two databases stay apart,
+The folder holds ``journal.sqlite3``, ``suppressions.sqlite3`` and ``lock``
+(and ``journal.sqlite3-writer``, see writelock.py); these names are spelled
+here and nowhere else. The two databases stay apart,
 neither attached to the other: the one step that needs both,
 ``apply_suppressions``, streams the suppression keys into the journal in
 chunks, as another backend would.
