@@ -93,10 +93,17 @@ def run_workers(plan: WorkerPlan, options: SendOptions, todo: int, on_tick: Tick
     tallies: dict[int, dict[str, Any]] = {}
     done: dict[int, dict[str, Any]] = {}
     started = time.monotonic()
+    readied: list[float] = []
     with _forwarding(processes) as signals:
         for process in processes:
             process.start()
         for kind, index, body in _messages(results, processes):
+            if kind == "ready":
+                # The sending starts when the first worker starts it, as one sender's
+                # does after its render: each worker's start-up and render come first.
+                readied.append(float(body["at"]))
+                started = min(readied)
+                continue
             tallies[index] = body
             if kind == "done":
                 done[index] = body
@@ -194,8 +201,11 @@ def work(plan: WorkerPlan, index: int, results: Messages) -> None:
     def tick(tally: Tally, todo: int) -> None:
         results.put(("tick", index, {"counts": dict(tally.counts), "retries": tally.retries}))
 
+    def ready() -> None:
+        results.put(("ready", index, {"at": time.monotonic()}))
+
     try:
-        run = _work(plan, index, tick)
+        run = _work(plan, index, tick, ready)
     except DigestError as exc:
         results.put(("done", index, {"stopped": str(exc), "code": exc.exit_code}))
         return
@@ -206,7 +216,7 @@ def work(plan: WorkerPlan, index: int, results: Messages) -> None:
     results.put(("done", index, body))
 
 
-def _work(plan: WorkerPlan, index: int, tick: Tick) -> Run:
+def _work(plan: WorkerPlan, index: int, tick: Tick, ready: Callable[[], None]) -> Run:
     request = plan.rebuild()
     request = dataclasses.replace(request, campaign=plan.campaign,
                                   options=share(request.options, index, plan.count))
@@ -219,6 +229,7 @@ def _work(plan: WorkerPlan, index: int, tick: Tick) -> Run:
         variants = variants_for(issue, request, plan.now)
         claims = Claims(store, plan.campaign, request.options, plan.mark)
         signal.signal(signal.SIGTERM, lambda signum, frame: claims.stop())
+        ready()
         return deliver_claimed(claims, variants, request, 0, tick)
     finally:
         store.close()
