@@ -417,3 +417,23 @@ def test_sqlite_writers_take_turns_through_the_writer_flock(tmp_path: Path) -> N
             writing.join(timeout=10)
         assert not writing.is_alive()
         assert journal.counts("c1") == {"pending": 1, "sent": 1}
+
+
+def test_two_updates_of_one_recipient_in_one_batch_apply_in_turn(store: Store) -> None:
+    """A deferred try's result and the next try's in-flight mark can share a
+    commit: the row ends as if they had been written one after the other."""
+    journal = store.journal
+    first, second = owed(journal, 2)
+    journal.claim("c1", "a", 2, 60, at(0))
+    journal.apply("c1", [Update(first, "deferred", 451, "try later", attempted=True),
+                         Update(first, "inflight"),
+                         Update(second, "deferred", 421, "busy", attempted=True),
+                         Update(second, "inflight"),
+                         Update(second, "sent", 250, "queued", attempted=True)])
+    rows = {row.email: row for row in journal.rows("c1")}
+    assert (rows[first].status, rows[first].attempts, rows[first].last_code,
+            rows[first].last_reply) == ("inflight", 1, 451, "try later")
+    assert (rows[second].status, rows[second].attempts, rows[second].last_code,
+            rows[second].last_reply) == ("sent", 2, 250, "queued")
+    assert journal.claim("c1", "b", 2, 60, at(1)) == []  # first is still a's, in flight
+    assert journal.held("c1", "b", at(1)) == pytest.approx(59)

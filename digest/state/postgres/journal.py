@@ -54,14 +54,19 @@ class PostgresJournal:
         self.writable = writable
 
     @contextmanager
-    def _transaction(self) -> Iterator[Connection]:
+    def _writing(self) -> Iterator[Connection]:
+        """One statement, its own transaction (the connection is in autocommit)."""
         try:
-            with self._db.transaction():
-                yield self._db
+            yield self._db
         except psycopg.Error as exc:
             raise DigestError(f"the journal could not be written ({_first_line(exc)}); it "
                               "holds everything up to the last good write, so run again"
                               ) from exc
+
+    @contextmanager
+    def _transaction(self) -> Iterator[Connection]:
+        with self._writing() as db, db.transaction():
+            yield db
 
     def add(self, campaign: str, entries: Iterable[Entry], *, queued_at: str | None = None) -> int:
         """Record this run's recipients in batches (see SqliteJournal.add)."""
@@ -209,22 +214,23 @@ class PostgresJournal:
         return cursor.rowcount
 
     def apply(self, campaign: str, updates: Sequence[Update]) -> None:
-        """Commit several status changes in one transaction. A result clears the
-        row's claim; in flight, or deferred to a later try, it stays claimed."""
-        now = _now()
-        with self._transaction() as db, db.cursor() as cursor:
-            cursor.executemany(
-                "UPDATE deliveries SET status=%(s)s, attempts=attempts+%(a)s,"
-                " resends=resends+%(r)s, bounced=%(b)s, last_code=COALESCE(%(c)s, last_code),"
-                " last_reply=COALESCE(%(t)s, last_reply), updated_at=%(n)s,"
-                f" claimed_by=CASE WHEN %(s)s IN {_KEEP_CLAIM} THEN claimed_by END,"
-                f" lease_until=CASE WHEN %(s)s IN {_KEEP_CLAIM} THEN lease_until END"
-                " WHERE campaign=%(campaign)s AND key=%(key)s",
-                # In key order, as every multi-row write here, so that two never deadlock.
-                [{"s": u.status, "a": int(u.attempted), "r": int(u.resend),
-                  "b": int(u.bounced), "c": u.code, "t": u.reply, "n": now,
-                  "campaign": campaign, "key": key} for key, u in
-                 sorted(((address_key(u.email), u) for u in updates), key=lambda p: p[0])])
+        """Commit several status changes as one statement, so one round trip. A
+        result clears the row's claim; in flight, or deferred to a later try, it
+        stays claimed."""
+        rows = _folded(updates)
+        if not rows:
+            return
+        with self._writing() as db:
+            db.execute(
+                "UPDATE deliveries AS d SET status=u.s, attempts=d.attempts+u.a,"
+                " resends=d.resends+u.r, bounced=u.b, last_code=COALESCE(u.c, d.last_code),"
+                " last_reply=COALESCE(u.t, d.last_reply), updated_at=%s,"
+                f" claimed_by=CASE WHEN u.s IN {_KEEP_CLAIM} THEN d.claimed_by END,"
+                f" lease_until=CASE WHEN u.s IN {_KEEP_CLAIM} THEN d.lease_until END"
+                " FROM unnest(%s::text[], %s::text[], %s::int[], %s::int[], %s::int[],"
+                " %s::int[], %s::text[]) AS u(key, s, a, r, b, c, t)"
+                " WHERE d.campaign=%s AND d.key=u.key",
+                (_now(), *(list(column) for column in zip(*rows, strict=True)), campaign))
 
     def claim(self, campaign: str, sender_id: str, n: int, lease_s: float,
               now: datetime) -> list[Pending]:
@@ -337,3 +343,25 @@ def _record(row: tuple[object, ...] | None) -> CampaignRecord | None:
 
 def _first_line(exc: BaseException) -> str:
     return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+Folded = tuple[str, str, int, int, int, int | None, str | None]
+
+
+def _folded(updates: Sequence[Update]) -> list[Folded]:
+    """One row per recipient, in key order (as every multi-row write here, so that
+    two never deadlock). A batch may hold two updates of one recipient (a try that
+    was deferred and the in-flight mark of the next), and one UPDATE changes a row
+    once, so they are folded into what applying them in turn would leave."""
+    rows: dict[str, Folded] = {}
+    for u in updates:
+        key = address_key(u.email)
+        attempts, resends = int(u.attempted), int(u.resend)
+        code, reply = u.code, u.reply
+        before = rows.get(key)
+        if before is not None:
+            attempts, resends = attempts + before[2], resends + before[3]
+            code = before[5] if code is None else code
+            reply = before[6] if reply is None else reply
+        rows[key] = (key, u.status, attempts, resends, int(u.bounced), code, reply)
+    return [rows[key] for key in sorted(rows)]
