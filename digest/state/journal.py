@@ -66,7 +66,7 @@ CREATE TABLE IF NOT EXISTS campaigns (
 """
 # Who a run still owes the issue, in key order: what claims read (sqlite_claims.py).
 # Its condition is TO_DO word for word, so that a query saying TO_DO may use it.
-_TODO_INDEX = ("CREATE INDEX IF NOT EXISTS deliveries_todo ON deliveries (campaign, key)"
+_OWED_INDEX = ("CREATE INDEX IF NOT EXISTS deliveries_todo ON deliveries (campaign, key)"
                f" WHERE {TO_DO}")
 # A recipient's opaque id in their links (see email/signing.py): 72 random bits.
 _NEW_RID = "lower(hex(randomblob(9)))"
@@ -131,7 +131,7 @@ class SqliteJournal(SqliteClaims):
             if name not in columns:  # claimed_by, lease_until: see sqlite_claims.py
                 self._db.execute(f"ALTER TABLE deliveries ADD COLUMN {name} {kind}")
         self._db.execute("CREATE UNIQUE INDEX IF NOT EXISTS deliveries_rid ON deliveries (rid)")
-        self._db.execute(_TODO_INDEX)
+        self._db.execute(_OWED_INDEX)
 
     def _record_columns(self) -> str:
         """The campaign columns to select; NULL for those an older journal lacks."""
