@@ -117,3 +117,26 @@ def test_sigterm_reaches_the_workers_which_finish_what_they_hold(
     rerun = subprocess.run(command(smtp_server), cwd=tmp_path, env=digest_env(), timeout=120)
     assert rerun.returncode == 0
     assert Counter(r for m in smtp_server.received for r in m.rcpt_tos) == Counter(emails)
+
+
+def test_workers_die_with_a_send_killed_by_sigkill_and_the_rerun_finishes(
+    tmp_path: Path, smtp_server: FaultyServer,
+) -> None:
+    """kill -9 of the cron job's `digest send` is a crash of the whole send: workers left
+    running would keep sending beside the rerun, which clears their claims."""
+    emails = write_list(tmp_path / "workers.csv", RECIPIENTS, local="w", width=4)
+    smtp_server.delay_data(DELAY, times=10 * RECIPIENTS)
+    send = subprocess.Popen(command(smtp_server, "--workers", "2"), cwd=tmp_path,
+                            env=digest_env(), stderr=subprocess.DEVNULL)
+    wait_for("two workers", lambda: len(workers_of(send.pid)) == 2, send)
+    workers = workers_of(send.pid)
+    wait_for("a few deliveries", lambda: len(smtp_server.received) >= 20, send)
+    send.kill()
+    send.wait(timeout=10)
+    wait_for("the workers to die", lambda: not any(Path(f"/proc/{w}").exists() for w in workers))
+    assert len(smtp_server.received) < RECIPIENTS
+    rerun = subprocess.run(command(smtp_server), cwd=tmp_path, env=digest_env(), timeout=120)
+    assert rerun.returncode == 0
+    received = Counter(r for m in smtp_server.received for r in m.rcpt_tos)
+    assert set(received) == set(emails)
+    assert sum(received.values()) - len(emails) <= 4  # at most one in flight per connection

@@ -18,11 +18,13 @@ end and the others, or the next run, take its recipients over.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import multiprocessing
 import os
 import queue
 import signal
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +44,7 @@ from digest.state.store import open_store
 
 Rebuild = Callable[[], SendRequest]
 _TICK = 0.5  # seconds between two looks at whether the workers are still alive
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
 Messages = Any  # a multiprocessing queue of (kind, worker index, body)
 
 
@@ -194,8 +197,22 @@ def _forwarding(processes: Sequence[BaseProcess]) -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
+def _die_with_parent() -> None:
+    """Have the kernel kill this worker when the parent dies, as a ``kill -9`` of the
+    cron job's ``digest send`` does: a worker left running would go on sending beside
+    the rerun, which clears every claim on the folder it then holds. Linux only
+    (prctl); elsewhere a worker outlives its parent by the batch in hand at least."""
+    if not sys.platform.startswith("linux"):
+        return
+    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    parent = multiprocessing.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # it died before we asked
+        os._exit(1)
+
+
 def work(plan: WorkerPlan, index: int, results: Messages) -> None:
     """A worker process: its share of the campaign, then one "done" message."""
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent forwards it as SIGTERM
 
     def tick(tally: Tally, todo: int) -> None:
