@@ -463,3 +463,15 @@ def test_a_postgresql_check_for_new_unsubscribes_reads_none_of_the_rows_owed(
         assert read == 0
         assert store.apply_suppressions("c1", since="2000-01-01T00:00:00+00:00") == 1
         assert store.journal.counts("c1") == {"pending": 1999, "suppressed": 1}
+
+
+def test_a_page_of_addresses_gets_its_suppressions_and_choices_by_key(store: Store) -> None:
+    store.suppressions.add([("Left@Example.org", "unsubscribed", "web"),
+                            ("gone@example.org", "bounced", "inbox")])
+    store.preferences.set("picky@example.org", ("python", "rust"), "web", QUEUED)
+    store.preferences.set("all@example.org", (), "web", QUEUED)
+    page = ["left@example.org", "picky@EXAMPLE.ORG", "all@example.org", "other@example.org"]
+    assert store.suppressions.reasons(page) == {"left@example.org": "unsubscribed"}
+    assert store.preferences.chosen(page) == {"picky@example.org": ("python", "rust"),
+                                              "all@example.org": ()}
+    assert store.suppressions.reasons([]) == store.preferences.chosen([]) == {}

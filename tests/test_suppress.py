@@ -16,7 +16,16 @@ import pytest
 
 from digest.audience.suppression import export_suppressions, spreadsheet_safe
 from digest.state.store import open_store
-from tests.helpers import TESTS, invoke, known_slugs, known_tags_listing, run, suppression_list
+from tests.helpers import (
+    AS_OF,
+    TESTS,
+    invoke,
+    known_slugs,
+    known_tags_listing,
+    run,
+    slug,
+    suppression_list,
+)
 
 FIXTURES = TESTS / "fixtures" / "campaign"
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -315,3 +324,32 @@ def test_check_a_list_with_an_unknown_header(workdir: Path) -> None:
         '"Email Address","First Name","Last Name",…,"TAGS" (Mailchimp export) '
         "or email,name,attributes (listmonk); --list-format forces one\n"
     )
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_list_longer_than_a_page_gets_the_states_answers_on_every_page(
+    workdir: Path, request: pytest.FixtureRequest, backend: str
+) -> None:
+    """A send and a check ask the state about a page of rows at a time (one round
+    trip each to PostgreSQL): a suppression and a preference far down the list
+    still reach their rows."""
+    state = (request.getfixturevalue("postgres_url") if backend == "postgresql"
+             else str(workdir / "state"))
+    people = [f"reader{i:04d}@example.org" for i in range(1201)]
+    (workdir / "long.csv").write_text("email\n" + "".join(p + "\n" for p in people))
+    assert run("suppress", "add", people[1100].upper(), "--state", state)[0] == 0
+    listed = json.loads(run("articles", "--format", "json", "--as-of", AS_OF)[1])
+    tag = slug(listed[0]["tags"][0])  # not every article's: the reader gets a variant of their own
+    with closing(open_store(state)) as store:
+        store.preferences.set(people[700], (tag,), "web", "2026-11-28T09:00:00+00:00")
+    code, out, err = run("subscribers", "check", "--list", "long.csv", "--state", state,
+                         "--format", "json")
+    assert (code, err) == (0, "")
+    counts = json.loads(out)
+    assert (counts["valid"], counts["suppressed"], counts["overrides"]) == (1200, 1, 1)
+    code, out, err = run("send", "--as-of", AS_OF, "--list", "long.csv", "--state", state,
+                         "--dry-run", "--report", "report.json")
+    assert (code, err) == (0, "")
+    report = json.loads((workdir / "report.json").read_text())
+    assert (report["recipients"], report["suppressed"], report["skipped"]) == (1201, 1, 0)
+    assert report["variants"] == 2

@@ -3,18 +3,20 @@ sending. Streams every file once; only the set of addresses seen is kept."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from collections.abc import Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from digest.audience.subscribers import read_rows
+from digest.audience.subscribers import ListRow, read_rows
 from digest.content.articles import load_articles
 from digest.content.folder import known_tags
-from digest.model import StateLocation
+from digest.model import StateLocation, Subscriber
 from digest.state.store import Store, open_store
 
 MAX_PROBLEMS = 1000
+PAGE = 500  # rows whose suppressions and preferences are read in one query each
 
 
 @dataclass(slots=True)
@@ -45,10 +47,36 @@ def check_lists(paths: Sequence[Path], *, list_format: str | None, articles: Pat
 def _check(paths: Sequence[Path], list_format: str | None, known: frozenset[str] | None,
            store: Store) -> CheckResult:
     """``overrides`` counts the valid subscribers whose own choice on the
-    preferences page replaces their list's tags at the next send."""
-    suppressions = store.suppressions
+    preferences page replaces their list's tags at the next send. The state is
+    asked about a page of rows at a time, as a send does."""
     result = CheckResult()
     seen: dict[str, bool] = {}  # address -> counted as suppressed
+    valid = _valid(paths, list_format, known, result)
+    while page := list(itertools.islice(valid, PAGE)):
+        emails = [subscriber.email for _, subscriber in page]
+        listed, chosen = store.suppressions.reasons(emails), store.preferences.chosen(emails)
+        for row, subscriber in page:
+            key = subscriber.key
+            if key in seen:
+                result.counts["duplicate"] += 1
+                if row.suppress and not seen[key]:
+                    # As in a send: a later unsubscribed or cleaned export, or
+                    # blocklisted row, wins over the person listed earlier.
+                    seen[key] = True
+                    result.counts["valid"] -= 1
+                    result.counts["suppressed"] += 1
+                continue
+            suppressed = bool(row.suppress) or key in listed
+            seen[key] = suppressed
+            result.counts["suppressed" if suppressed else "valid"] += 1
+            if not suppressed and key in chosen:
+                result.counts["overrides"] += 1
+    return result
+
+
+def _valid(paths: Sequence[Path], list_format: str | None, known: frozenset[str] | None,
+           result: CheckResult) -> Iterator[tuple[ListRow, Subscriber]]:
+    """The rows with a subscriber; the others, and every warning, counted."""
     for path in paths:
         for row in read_rows(path, list_format=list_format, known_tags=known):
             result.counts["rows"] += 1
@@ -60,20 +88,4 @@ def _check(paths: Sequence[Path], list_format: str | None, known: frozenset[str]
                 result.counts["invalid"] += 1
                 result.note(row.problem)
                 continue
-            key = row.subscriber.key
-            if key in seen:
-                result.counts["duplicate"] += 1
-                if row.suppress and not seen[key]:
-                    # As in a send: a later unsubscribed or cleaned export, or
-                    # blocklisted row, wins over the person listed earlier.
-                    seen[key] = True
-                    result.counts["valid"] -= 1
-                    result.counts["suppressed"] += 1
-                continue
-            suppressed = bool(row.suppress) or (
-                suppressions.reason(row.subscriber.email) is not None)
-            seen[key] = suppressed
-            result.counts["suppressed" if suppressed else "valid"] += 1
-            if not suppressed and store.preferences.get(row.subscriber.email) is not None:
-                result.counts["overrides"] += 1
-    return result
+            yield row, row.subscriber

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -46,48 +46,62 @@ from digest.state.store import Store, SuppressionStore, open_store
 REPORTED_SKIPS = 100
 
 
-Chosen = Callable[[str], tuple[str, ...] | None]
+LOOKUP_PAGE = 500  # list rows whose suppressions and preferences are read in one query each
 
 
 class SuppressionCheck(Protocol):
     def add(self, entries: Iterable[tuple[str, str, str]]) -> int: ...
 
-    def reason(self, email: str) -> str | None: ...
+    def reasons(self, emails: Sequence[str]) -> dict[str, str]: ...
+
+
+class Chosen(Protocol):
+    def chosen(self, emails: Sequence[str]) -> dict[str, tuple[str, ...]]: ...
 
 
 def journal_entries(rows: Iterator[ListRow], variants: Variants, suppressions: SuppressionCheck,
-                    chosen: Chosen, warn: Warn) -> Iterator[Entry]:
+                    preferences: Chosen, warn: Warn) -> Iterator[Entry]:
     """Journal entries for the list's rows, with each person's status decided.
-    A subscriber's own choice on the preferences page (``chosen``) overrides
-    the tags their list gives them."""
+    A subscriber's own choice on the preferences page overrides the tags their
+    list gives them. The state is asked about a page of rows at a time: over a
+    network, a question per row would cost a round trip per row."""
     domain = variants.identity.domain
     said: list[tuple[str, str, str]] = []  # unsubscribes from the lists, added in batches
+    valid = _valid(rows, warn)
+    while page := list(itertools.islice(valid, LOOKUP_PAGE)):
+        emails = [subscriber.email for _, subscriber in page]
+        listed, chosen = suppressions.reasons(emails), preferences.chosen(emails)
+        for row, subscriber in page:
+            own = chosen.get(subscriber.key)
+            if own is not None:
+                subscriber = Subscriber(subscriber.email, subscriber.name, own)
+            email, tags = subscriber.email, ";".join(subscriber.tags)
+            if row.suppress:
+                said.append((email, row.suppress, f"list:{row.path.name}"))
+            mid = message_id(variants.campaign, email, domain)
+            reason = row.suppress or listed.get(subscriber.key)
+            if reason:
+                yield Entry(email, subscriber.name, tags, mid, "suppressed", reason)
+            elif variants.template(subscriber.tags) is None:
+                why = f"no article matches their tags ({', '.join(subscriber.tags)})"
+                yield Entry(email, subscriber.name, tags, mid, "skipped", why)
+            else:
+                yield Entry(email, subscriber.name, tags, mid, "pending", None)
+        if len(said) >= 10_000:
+            suppressions.add(said)
+            said = []
+    suppressions.add(said)
+
+
+def _valid(rows: Iterator[ListRow], warn: Warn) -> Iterator[tuple[ListRow, Subscriber]]:
+    """The rows with a subscriber; each row's warnings, and the others, said."""
     for row in rows:
         for warning in row.warnings:
             warn(str(warning))
-        subscriber = row.subscriber
-        if row.problem is not None or subscriber is None:
+        if row.problem is not None or row.subscriber is None:
             warn(f"skipped {row.problem}")
             continue
-        own = chosen(subscriber.email)
-        if own is not None:
-            subscriber = Subscriber(subscriber.email, subscriber.name, own)
-        email, tags = subscriber.email, ";".join(subscriber.tags)
-        if row.suppress:
-            said.append((email, row.suppress, f"list:{row.path.name}"))
-            if len(said) >= 10_000:
-                suppressions.add(said)
-                said = []
-        mid = message_id(variants.campaign, email, domain)
-        reason = row.suppress or suppressions.reason(email)
-        if reason:
-            yield Entry(email, subscriber.name, tags, mid, "suppressed", reason)
-        elif variants.template(subscriber.tags) is None:
-            why = f"no article matches their tags ({', '.join(subscriber.tags)})"
-            yield Entry(email, subscriber.name, tags, mid, "skipped", why)
-        else:
-            yield Entry(email, subscriber.name, tags, mid, "pending", None)
-    suppressions.add(said)
+        yield row, row.subscriber
 
 
 def send(
@@ -128,7 +142,7 @@ def send(
                 plan = plan_issue(journal, dataclasses.replace(request, campaign=plan.campaign),
                                   loaded, now=now)
                 variants = variants_for(plan, request, now)
-            entries = journal_entries(rows, variants, suppressions, store.preferences.get, warn)
+            entries = journal_entries(rows, variants, suppressions, store.preferences, warn)
             journal.add(plan.campaign, entries, queued_at=stamp(now))
             mark = now_stamp()  # the unsubscribes from here on reach the senders per batch
             recovered = _recover(store, plan.campaign)
@@ -256,8 +270,8 @@ def _dry_run(request: SendRequest, loaded: LoadResult, now: datetime,
         rows = iter_subscribers(list(request.lists), list_format=request.list_format,
                                 known_tags=known_tags(loaded))
         counts: dict[str, int] = {}
-        entries = journal_entries(rows, variants, ReadOnly(suppressions),
-                                  store.preferences.get, warn)
+        entries = journal_entries(rows, variants, ReadOnly(suppressions), store.preferences,
+                                  warn)
         for entry in entries:
             status = entry.status
             if status == "pending":
@@ -281,8 +295,8 @@ class ReadOnly:
     def add(self, entries: Iterable[tuple[str, str, str]]) -> int:
         return 0
 
-    def reason(self, email: str) -> str | None:
-        return self._inner.reason(email)
+    def reasons(self, emails: Sequence[str]) -> dict[str, str]:
+        return self._inner.reasons(emails)
 
 
 def close_campaign(state: StateLocation, campaign: str, reason: str, *, now: datetime) -> int:

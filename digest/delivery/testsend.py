@@ -149,7 +149,7 @@ def _readers(store: Store, request: SendRequest, tags: frozenset[str], variants:
         # The dry run's read-only reading of rows, reused rather than copied, so a test
         # sees a subscriber exactly as a send does.
         for entry in journal_entries(mine, variants, ReadOnly(store.suppressions),
-                              store.preferences.get, warn):
+                                     store.preferences, warn):
             key = address_key(entry.email)
             first = readers.get(key)
             suppressed = entry.reason if entry.status == "suppressed" else None

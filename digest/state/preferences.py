@@ -7,11 +7,13 @@ suppression list (the same database file), keyed by ``address_key``.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Sequence
 from pathlib import Path
 
 from digest.errors import DigestError
 from digest.model import address_key
 from digest.state.connect import open_tables
+from digest.state.records import joined_tags
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS preferences (
@@ -39,9 +41,14 @@ class SqlitePreferences:
         """The tag slugs ``email`` chose, () for everything; None if they never chose."""
         row = self._db.execute("SELECT tags FROM preferences WHERE key=?",
                                (address_key(email),)).fetchone()
-        if row is None:
-            return None
-        return tuple(t for t in str(row[0]).split(";") if t)
+        return None if row is None else joined_tags(row[0])
+
+    def chosen(self, emails: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """{address key: tag slugs} of those of ``emails`` who chose, in one query."""
+        keys = sorted({address_key(e) for e in emails})
+        rows = self._db.execute("SELECT key, tags FROM preferences WHERE key IN"
+                                f" ({','.join('?' * len(keys))})", keys).fetchall()
+        return {str(key): joined_tags(tags) for key, tags in rows}
 
     def set(self, email: str, tags: tuple[str, ...], source: str, at: str) -> None:
         try:

@@ -27,6 +27,11 @@ def now_stamp() -> str:
     return stamp(datetime.now(UTC))
 
 
+def joined_tags(joined: object) -> tuple[str, ...]:
+    """Tag slugs as the tables keep them: joined by ";", empty for everything."""
+    return tuple(t for t in str(joined).split(";") if t)
+
+
 # What a run still has to do, as SQL both backends speak: pending and deferred
 # recipients go out normally; ambiguous ones (a drop after the final dot, or in
 # flight at a crash) go out once more, while resends == 0.

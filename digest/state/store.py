@@ -122,6 +122,10 @@ class SuppressionStore(Protocol):
 
     def reason(self, email: str) -> str | None: ...
 
+    def reasons(self, emails: Sequence[str]) -> dict[str, str]:
+        """{address key: reason} of those of ``emails`` listed: one query for a
+        page of a list, where a query each would cost a round trip each."""
+
     def undo(self, email: str, source: str) -> bool:
         """Remove the unsubscribe of ``email`` whose source starts with ``source``."""
 
@@ -137,6 +141,9 @@ class PreferenceStore(Protocol):
 
     def get(self, email: str) -> tuple[str, ...] | None:
         """The tag slugs chosen, () for everything; None if they never chose."""
+
+    def chosen(self, emails: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        """{address key: tag slugs} of those of ``emails`` who chose, in one query."""
 
     def set(self, email: str, tags: tuple[str, ...], source: str, at: str) -> None: ...
 

@@ -8,7 +8,7 @@ Ann@Example.org and ann@example.org are one entry and straße and strasse two.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
 from digest.errors import DigestError
@@ -159,6 +159,16 @@ class SqliteSuppressions:
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
         return str(row[0]) if row else None
+
+    def reasons(self, emails: Sequence[str]) -> dict[str, str]:
+        """{address key: reason} of those of ``emails`` listed, in one query."""
+        keys = sorted({address_key(e) for e in emails})
+        try:
+            rows = self._db.execute("SELECT key, reason FROM suppressions WHERE key IN"
+                                    f" ({','.join('?' * len(keys))})", keys).fetchall()
+        except sqlite3.Error as exc:
+            raise self._failed(exc) from exc
+        return {str(key): str(reason) for key, reason in rows}
 
     def __iter__(self) -> Iterator[Suppression]:
         cursor = self._db.execute(

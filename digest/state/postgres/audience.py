@@ -4,7 +4,7 @@ bounce records, with the same answers as their SQLite counterparts
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 
 import psycopg
@@ -13,7 +13,7 @@ from digest.errors import DigestError
 from digest.model import address_key
 from digest.state.postgres.guard import guarded
 from digest.state.postgres.schema import Connection
-from digest.state.records import Suppression, now_stamp
+from digest.state.records import Suppression, joined_tags, now_stamp
 
 _PAGE = 10_000
 
@@ -75,6 +75,11 @@ class PostgresSuppressions:
                                (address_key(email),)).fetchone()
         return str(row[0]) if row else None
 
+    def reasons(self, emails: Sequence[str]) -> dict[str, str]:
+        rows = self._db.execute("SELECT key, reason FROM suppressions WHERE key=ANY(%s)",
+                                (sorted({address_key(e) for e in emails}),)).fetchall()
+        return {str(key): str(reason) for key, reason in rows}
+
     def __iter__(self) -> Iterator[Suppression]:
         last = ""
         while True:
@@ -102,9 +107,12 @@ class PostgresPreferences:
     def get(self, email: str) -> tuple[str, ...] | None:
         row = self._db.execute("SELECT tags FROM preferences WHERE key=%s",
                                (address_key(email),)).fetchone()
-        if row is None:
-            return None
-        return tuple(t for t in str(row[0]).split(";") if t)
+        return None if row is None else joined_tags(row[0])
+
+    def chosen(self, emails: Sequence[str]) -> dict[str, tuple[str, ...]]:
+        rows = self._db.execute("SELECT key, tags FROM preferences WHERE key=ANY(%s)",
+                                (sorted({address_key(e) for e in emails}),)).fetchall()
+        return {str(key): joined_tags(tags) for key, tags in rows}
 
     def set(self, email: str, tags: tuple[str, ...], source: str, at: str) -> None:
         with _writing(self._db, "preferences", self._shown) as db:
