@@ -3,13 +3,14 @@ share one campaign through the journal's claims and leases (delivery/claims.py).
 
 Each test runs real `digest send` processes against one real SMTP server and a
 throwaway PostgreSQL cluster (tests/postgres.py). The server is slowed a little, so
-that a kill, or an unsubscribe, lands mid-run.
+that a kill, an unsubscribe, or a database that goes away lands mid-run.
 """
 
 from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 from collections import defaultdict
@@ -113,3 +114,42 @@ def test_an_unsubscribe_mid_run_reaches_every_sender_within_a_batch(
     assert [r["sent_this_run"] > 0 for r in reports] == [True, True]
     assert sum(r["sent_this_run"] for r in reports) == len(emails) - 1
     assert [r["suppressed"] for r in reports] == [1, 1]
+
+
+def test_a_database_gone_mid_run_stops_the_send_in_one_line_and_the_rerun_finishes(
+    tmp_path: Path, smtp_server: FaultyServer, postgres_url: str,
+) -> None:
+    """Marks go to PostgreSQL from a thread while the loop sends: a mark that
+    cannot be written must still stop its recipient before DATA, and end the run
+    with one line, so that the rerun resends only what was in flight."""
+    recipients = 600
+    emails = write_list(tmp_path / "many.csv", recipients, local="g", width=4)
+    smtp_server.delay_data(0.002, times=recipients)
+    first = subprocess.Popen(command(smtp_server, postgres_url, "first.json"), cwd=tmp_path,
+                             env=digest_env(), stderr=subprocess.PIPE)
+    wait_for("a sixth of the deliveries", lambda: len(smtp_server.received) >= recipients / 6,
+             first)
+    with psycopg.connect(postgres_url, autocommit=True) as db:  # both of its connections
+        db.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                   " WHERE application_name = %s", (f"digest pid {first.pid} on "
+                                                     f"{socket.gethostname()}"[:63],))
+    _, err = first.communicate(timeout=60)
+    assert first.returncode == 1
+    lines = err.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: the "), err
+    assert "run again" in lines[0]
+    with psycopg.connect(postgres_url) as db:
+        in_flight = {email for (email,) in db.execute(
+            "SELECT email FROM deliveries WHERE status='inflight'").fetchall()}
+    assert len(in_flight) <= CONCURRENCY
+
+    rerun = subprocess.run(command(smtp_server, postgres_url, "rerun.json"), cwd=tmp_path,
+                           env=digest_env(), check=False)
+    assert rerun.returncode == 0
+    sent = copies(smtp_server)
+    assert set(sent) == set(emails), (f"lost {sorted(set(emails) - set(sent))[:5]}, "
+                                      f"others {sorted(set(sent) - set(emails))[:5]}")
+    twice = {email for email, ids in sent.items() if len(ids) > 1}
+    assert twice <= in_flight, "a delivery not marked in flight was sent again"
+    assert all(len(set(sent[email])) == 1 for email in twice), "a resend keeps its Message-ID"
+

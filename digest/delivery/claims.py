@@ -20,6 +20,7 @@ import contextlib
 import os
 import secrets
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
@@ -95,7 +96,8 @@ class Claims:
         self.me = sender_id()
         self.recovered = 0
         self._mark = mark  # the suppressions added from here on are still to apply
-        self._held: set[str] = set()
+        self._held: set[str] = set()  # claimed and not yet done with: leases to renew
+        self._holding = threading.Lock()  # the sender's marks may arrive from its thread
         self._stopping = False
 
     def stop(self) -> None:
@@ -112,24 +114,31 @@ class Claims:
             batch = journal.claim(self.campaign, self.me, self.batch, self.lease, now)
             if not batch:
                 return
-            self._held.update(p.email for p in batch)
+            with self._holding:
+                self._held.update(p.email for p in batch)
             for pending in batch:
                 if self._stopping:
                     return
                 yield pending
 
+    @property
+    def apply_in_thread(self) -> bool:
+        return self.store.journal.apply_in_thread
+
     def apply(self, campaign: str, updates: Sequence[Update]) -> None:
+        """The sender's marks; in a thread of its own where the journal allows."""
         self.store.journal.apply(campaign, updates)
-        for update in updates:
-            if update.status not in _KEEP:
-                self._held.discard(update.email)
+        with self._holding:
+            self._held.difference_update(u.email for u in updates if u.status not in _KEEP)
 
     def renew(self) -> None:
-        if not self._held:
+        with self._holding:
+            held = sorted(self._held)
+        if not held:
             return
         # A journal failing here fails the sender's next mark too, which stops the run.
         with contextlib.suppress(DigestError):
-            self.store.journal.renew(self.campaign, self.me, sorted(self._held), self.lease,
+            self.store.journal.renew(self.campaign, self.me, held, self.lease,
                                      datetime.now(UTC))
 
     def wait(self) -> bool:

@@ -6,7 +6,9 @@ failure goes back in the queue after an exponential backoff with jitter, up
 to ``max_attempts`` tries in this run; after that the recipient stays
 ``deferred`` for the next run. Journal writes ride together: every commit
 carries whatever results are waiting plus the next recipient's ``inflight``
-mark, which must be on disk before its DATA.
+mark, which must be on disk before its DATA. Where a commit waits on a server
+(PostgreSQL), it runs in a thread, one at a time, while the loop goes on with
+the other connections; the marks made meanwhile ride in the next commit.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import random
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -116,6 +119,10 @@ class TokenBucket:
 class Recorder(Protocol):
     """Where the sender writes its marks: the journal, or a sender's claims over it."""
 
+    @property
+    def apply_in_thread(self) -> bool:
+        """Whether ``apply`` may run in a thread while the loop uses the journal."""
+
     def apply(self, campaign: str, updates: Sequence[Update]) -> None: ...
 
 
@@ -140,7 +147,9 @@ class Sender:
         self._wakeup = asyncio.Event()
         self._connection_errors = 0
         self._fatal: BaseException | None = None
-        self._flushed: asyncio.Future[None] | None = None
+        self._flushed: asyncio.Future[None] | None = None  # the next commit, awaited by marks
+        self._committing: asyncio.Future[None] | None = None  # a commit in the thread
+        self._thread = ThreadPoolExecutor(1, "marks") if journal.apply_in_thread else None
 
     def _commit(self, *extra: Update) -> None:
         updates = [*self._waiting, *extra]
@@ -163,6 +172,10 @@ class Sender:
         try:
             await asyncio.gather(*workers)
         finally:
+            while self._committing is not None:
+                await asyncio.wait([self._committing])
+            if self._thread is not None:
+                self._thread.shutdown()
             self._commit()
         if self._fatal is not None:
             raise self._fatal
@@ -213,6 +226,10 @@ class Sender:
         await self._flushed
 
     def _group_commit(self) -> None:
+        if self._thread is not None:
+            if self._committing is None and self._flushed is not None:
+                self._commit_in_thread(self._thread)
+            return
         flushed, self._flushed = self._flushed, None
         assert flushed is not None
         try:
@@ -221,6 +238,27 @@ class Sender:
             flushed.set_exception(exc)
         else:
             flushed.set_result(None)
+
+    def _commit_in_thread(self, thread: ThreadPoolExecutor) -> None:
+        flushed, self._flushed = self._flushed, None
+        assert flushed is not None
+        updates, self._waiting = self._waiting, []
+        self._committing = asyncio.get_running_loop().run_in_executor(
+            thread, self.journal.apply, self.campaign, updates)
+        self._committing.add_done_callback(
+            functools.partial(self._committed, thread, flushed, updates))
+
+    def _committed(self, thread: ThreadPoolExecutor, flushed: asyncio.Future[None],
+                   updates: list[Update], done: asyncio.Future[None]) -> None:
+        self._committing = None
+        failed = done.exception()
+        if failed is not None:  # as in _commit: keep the results, not the in-flight marks
+            self._waiting[:0] = [u for u in updates if u.status != "inflight"]
+            flushed.set_exception(failed)
+        else:
+            flushed.set_result(None)
+        if self._flushed is not None:  # marks made during this commit: the next one
+            self._commit_in_thread(thread)
 
     async def _record(self, job: Job, attempt: int, delivery: Delivery) -> None:
         if delivery.connection:

@@ -36,6 +36,11 @@ class JournalStore(Protocol):
     @property
     def writable(self) -> bool: ...
 
+    @property
+    def apply_in_thread(self) -> bool:
+        """Whether ``apply`` may run in a thread of its own while the sender's loop
+        goes on and uses the journal: true where a commit waits on a server."""
+
     def pin(self, record: CampaignRecord) -> CampaignRecord:
         """Record a new campaign; one already recorded keeps (and returns) its first record."""
 

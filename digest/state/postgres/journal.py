@@ -9,7 +9,7 @@ rows changed while a run iterates are neither skipped nor seen twice.
 from __future__ import annotations
 
 import secrets
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 
@@ -47,17 +47,25 @@ def new_rid() -> str:
 
 @guarded
 class PostgresJournal:
-    """The journal of one PostgreSQL state, on the store's connection."""
+    """The journal of one PostgreSQL state, on the store's connection, but for
+    ``apply``: a sender's marks go through a connection of their own, opened at the
+    first, so that they may be written from a thread while the store's connection
+    serves the sender's claims (see ``apply_in_thread``)."""
 
-    def __init__(self, db: Connection, *, writable: bool) -> None:
+    apply_in_thread = True  # a mark waits on the server: the sender goes on meanwhile
+
+    def __init__(self, db: Connection, *, writable: bool,
+                 connect: Callable[[], Connection]) -> None:
         self._db = db
         self.writable = writable
+        self._connect = connect
+        self._marks_db: Connection | None = None
 
     @contextmanager
-    def _writing(self) -> Iterator[Connection]:
+    def _writing(self, db: Connection | None = None) -> Iterator[Connection]:
         """One statement, its own transaction (the connection is in autocommit)."""
         try:
-            yield self._db
+            yield db or self._db
         except psycopg.Error as exc:
             raise DigestError(f"the journal could not be written ({_first_line(exc)}); it "
                               "holds everything up to the last good write, so run again"
@@ -220,7 +228,9 @@ class PostgresJournal:
         rows = _folded(updates)
         if not rows:
             return
-        with self._writing() as db:
+        if self._marks_db is None:
+            self._marks_db = self._connect()
+        with self._writing(self._marks_db) as db:
             db.execute(
                 "UPDATE deliveries AS d SET status=u.s, attempts=d.attempts+u.a,"
                 " resends=d.resends+u.r, bounced=u.b, last_code=COALESCE(u.c, d.last_code),"
@@ -348,7 +358,9 @@ class PostgresJournal:
         return [str(campaign) for (campaign,) in rows]
 
     def close(self) -> None:
-        """The store owns the connection and closes it."""
+        """Close the marks' connection; the store owns and closes its own."""
+        if self._marks_db is not None:
+            self._marks_db.close()
 
 
 def _record(row: tuple[object, ...] | None) -> CampaignRecord | None:

@@ -62,7 +62,8 @@ class PostgresStore:
             self._db.close()
             raise
         shown = location.shown
-        self.journal = PostgresJournal(self._db, writable=not readonly)
+        self.journal = PostgresJournal(self._db, writable=not readonly,
+                                       connect=location.connect)
         self.suppressions = PostgresSuppressions(self._db, shown)
         self.preferences = PostgresPreferences(self._db, shown)
         self.bounces = PostgresBounces(self._db, shown)
@@ -95,7 +96,8 @@ class PostgresStore:
         return self.journal.suppress(campaign, since)
 
     def close(self) -> None:
-        """Close the connection; closing twice is harmless."""
+        """Close the connections; closing twice is harmless."""
+        self.journal.close()
         self._db.close()
 
 
