@@ -1,5 +1,6 @@
 """A PostgreSQL state: one connection, the schema checked when it opens, and a
-session-level advisory lock.
+session-level advisory lock (and, once a sender marks its first recipient, the
+journal's second connection for its marks: see journal.py).
 
 Any number of ``digest send`` processes share the state, through the journal's
 claims and leases: each holds the lock in shared mode, so a command that needs
