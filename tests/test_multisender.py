@@ -13,13 +13,18 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from collections import defaultdict
 from contextlib import closing
+from datetime import UTC, datetime
 from pathlib import Path
 
 import psycopg
 import pytest
 
+from digest.delivery.claims import Claims
+from digest.delivery.sender import SendOptions
+from digest.state.records import Entry, now_stamp
 from digest.state.store import open_store
 from tests.helpers import REPO, copies, digest_env, wait_for, write_list
 from tests.smtpd import FaultyServer
@@ -153,3 +158,23 @@ def test_a_database_gone_mid_run_stops_the_send_in_one_line_and_the_rerun_finish
     assert twice <= in_flight, "a delivery not marked in flight was sent again"
     assert all(len(set(sent[email])) == 1 for email in twice), "a resend keeps its Message-ID"
 
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_lease_that_ends_after_the_last_claim_is_still_taken_over(
+    tmp_path: Path, request: pytest.FixtureRequest, backend: str,
+) -> None:
+    """A sender whose last claim found everything held by a dead sender's live
+    lease, and whose look at the leases comes after that lease ended, claims
+    again: it must not end the run and leave the dead sender's recipients."""
+    state = (request.getfixturevalue("postgres_url") if backend == "postgresql"
+             else tmp_path / "state")
+    people = [f"d{i}@example.org" for i in range(3)]
+    with closing(open_store(state)) as store:
+        store.journal.add("c1", [Entry(e, "", "", f"<{e}>", "pending", None) for e in people])
+        assert len(store.journal.claim("c1", "dead", 3, 0.2, datetime.now(UTC))) == 3
+        claims = Claims(store, "c1", SendOptions(concurrency=2, lease=60), now_stamp())
+        assert list(claims.pending()) == []  # all three under the dead sender's lease
+        time.sleep(0.3)  # which ends now
+        assert claims.wait()
+        assert sorted(p.email for p in claims.pending()) == people

@@ -299,6 +299,7 @@ def test_an_expired_lease_is_claimable_by_another_sender_and_a_live_one_is_not(
     assert journal.claim("c1", "b", 2, 10, at(9.5)) == []
     assert journal.held("c1", "b", at(9.5)) == pytest.approx(0.5)
     assert journal.held("c1", "dead", at(9.5)) is None  # not its own
+    assert journal.held("c1", "b", at(10.5)) == 0  # ended, not yet taken: claim now
     taken = journal.claim("c1", "b", 2, 10, at(10.5))
     assert [p.email for p in taken] == people
     assert journal.held("c1", "b", at(11)) is None

@@ -143,7 +143,9 @@ class Claims:
 
     def wait(self) -> bool:
         """Out of work: wait while another sender's live lease holds recipients not
-        yet sent; True when there may be more to claim."""
+        yet sent; True when there may be more to claim. A lease that ended since
+        this sender's last claim counts too: a dead sender's recipients would
+        otherwise be left for the next run."""
         while not self._stopping:
             left = self.store.journal.held(self.campaign, self.me, datetime.now(UTC))
             if left is None:

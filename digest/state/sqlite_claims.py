@@ -92,11 +92,11 @@ class SqliteClaims:
         return cursor.rowcount
 
     def held(self: _Journal, campaign: str, sender_id: str, now: datetime) -> float | None:
-        """Seconds until the first live lease of another sender on a row it has yet
-        to send or is sending ends; None when there is none."""
+        """Seconds until the first lease of another sender on a row it has yet to
+        send or is sending ends: 0 if one has ended (claim again now); None when
+        there is none."""
         (until,) = self._db.execute(
             "SELECT MIN(lease_until) FROM deliveries INDEXED BY deliveries_status"
-            " WHERE campaign=? AND claimed_by<>?"
-            f" AND lease_until>=? AND {_ACTIVE}",
-            (campaign, sender_id, now.timestamp())).fetchone()
+            f" WHERE campaign=? AND claimed_by<>? AND {_ACTIVE}",
+            (campaign, sender_id)).fetchone()
         return None if until is None else max(0.0, float(until) - now.timestamp())

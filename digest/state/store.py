@@ -111,8 +111,9 @@ class JournalStore(Protocol):
         """Drop the claims of ``sender_id`` (None: of everyone) on rows not in flight."""
 
     def held(self, campaign: str, sender_id: str, now: datetime) -> float | None:
-        """Seconds until the soonest live lease of another sender on a row in flight or
-        not yet tried ends; None if there is none (a deferred row is not waited for)."""
+        """Seconds until the soonest lease of another sender on a row in flight or not
+        yet tried ends, 0 if one has ended already (those rows are free to claim now);
+        None if there is none (a deferred row is not waited for)."""
 
 
 @runtime_checkable

@@ -290,13 +290,14 @@ class PostgresJournal:
         return cursor.rowcount
 
     def held(self, campaign: str, sender_id: str, now: datetime) -> float | None:
-        """Seconds until the first live lease of another sender on a row it has yet
-        to send or is sending ends; None when there is none."""
+        """Seconds until the first lease of another sender on a row it has yet to
+        send or is sending ends: 0 if one has ended (claim again now); None when
+        there is none."""
         row = self._db.execute(
             "SELECT EXTRACT(EPOCH FROM MIN(lease_until) - %s) FROM deliveries"
-            " WHERE campaign=%s AND claimed_by<>%s AND lease_until>=%s AND"
+            " WHERE campaign=%s AND claimed_by<>%s AND"
             " (status IN ('inflight', 'pending') OR (status='ambiguous' AND resends=0))",
-            (now, campaign, sender_id, now)).fetchone()
+            (now, campaign, sender_id)).fetchone()
         return None if row is None or row[0] is None else max(0.0, float(str(row[0])))
 
     def rows(self, campaign: str, statuses: Sequence[str] = STATUSES) -> Iterator[RecipientRecord]:
