@@ -13,10 +13,9 @@ from digest.audience.subscribers import ListRow, read_rows
 from digest.content.articles import load_articles
 from digest.content.folder import known_tags
 from digest.model import StateLocation, Subscriber
-from digest.state.store import Store, open_store
+from digest.state.store import LOOKUP_PAGE, Store, open_store
 
 MAX_PROBLEMS = 1000
-PAGE = 500  # rows whose suppressions and preferences are read in one query each
 
 
 @dataclass(slots=True)
@@ -52,7 +51,7 @@ def _check(paths: Sequence[Path], list_format: str | None, known: frozenset[str]
     result = CheckResult()
     seen: dict[str, bool] = {}  # address -> counted as suppressed
     valid = _valid(paths, list_format, known, result)
-    while page := list(itertools.islice(valid, PAGE)):
+    while page := list(itertools.islice(valid, LOOKUP_PAGE)):
         emails = [subscriber.email for _, subscriber in page]
         listed, chosen = store.suppressions.reasons(emails), store.preferences.chosen(emails)
         for row, subscriber in page:

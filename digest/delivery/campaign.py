@@ -41,12 +41,9 @@ from digest.email.variants import Variants
 from digest.errors import ConfigError, DigestError, TooManyConnectionErrors
 from digest.model import StateLocation, Subscriber
 from digest.state.records import Entry, Pending, now_stamp, stamp
-from digest.state.store import Store, SuppressionStore, open_store
+from digest.state.store import LOOKUP_PAGE, Store, SuppressionStore, open_store
 
 REPORTED_SKIPS = 100
-
-
-LOOKUP_PAGE = 500  # list rows whose suppressions and preferences are read in one query each
 
 
 class SuppressionCheck(Protocol):

@@ -28,6 +28,10 @@ from digest.state.records import (
 )
 from digest.state.sqlite import SqliteStore
 
+# Addresses per question to ``SuppressionStore.reasons`` and ``PreferenceStore.chosen``:
+# a list is read a page at a time, one round trip per page rather than per row.
+LOOKUP_PAGE = 500
+
 
 @runtime_checkable
 class JournalStore(Protocol):
