@@ -125,6 +125,10 @@ class FaultyServer:
     client declines to use it (`auth_attempts` stays 0). Without `auth`, AUTH is not
     advertised and gets 502.
 
+    PIPELINING is advertised, as real MTAs do, unless `pipelining=False`: aiosmtpd reads
+    the commands of a pipelined group in turn and answers each, so the client's pipelined
+    path and its lockstep one meet the same faults.
+
     Counters (`connections`, `ehlo_count`, `auth_attempts`) and `received` are updated by
     the server thread before it sends the reply that concerns them, so they are up to date
     whenever the client has seen that reply.
@@ -148,6 +152,7 @@ class FaultyServer:
         auth: tuple[str, str] | None = None,
         smtputf8: bool = True,
         implicit_tls: bool = False,
+        pipelining: bool = True,
     ) -> None:
         if (require_starttls or implicit_tls) and tls_context is None:
             raise ValueError("require_starttls and implicit_tls need a tls_context")
@@ -164,6 +169,7 @@ class FaultyServer:
         self.auth = auth
         self.smtputf8 = smtputf8
         self.implicit_tls = implicit_tls
+        self.pipelining = pipelining
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._loop: asyncio.AbstractEventLoop | None = None

@@ -97,6 +97,8 @@ class FaultHandler:
         session.host_name = hostname  # aiosmtpd leaves this to a 5-argument EHLO hook
         if self._owner.auth is None:
             responses = [r for r in responses if not r[4:].upper().startswith("AUTH")]
+        if self._owner.pipelining:  # aiosmtpd reads commands in turn, so it can pipeline
+            responses = [responses[0], "250-PIPELINING", *responses[1:]]
         return responses
 
     async def handle_MAIL(

@@ -8,7 +8,7 @@ import asyncio
 import json
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -30,6 +30,14 @@ GARBAGE = ("hello there", "2x0 ok")
 
 
 pytestmark = pytest.mark.workdir(FIXTURES / "five.csv")
+
+
+@pytest.fixture(params=[True, False], ids=["pipelined", "lockstep"])
+def smtp_server(request: pytest.FixtureRequest) -> Iterator[FaultyServer]:
+    """Every fault here, met by the client with MAIL, RCPT and DATA in one write
+    (the server offers PIPELINING) and one at a time (it does not)."""
+    with FaultyServer(pipelining=request.param) as server:
+        yield server
 
 
 def envelope(n: int) -> Envelope:

@@ -1,4 +1,4 @@
-"""The aiosmtplib internals that digest/smtp_adapter.py relies on. When an upgrade moves or
+"""The aiosmtplib API that digest/delivery/smtp_adapter.py relies on. When an upgrade moves or
 reshapes one, these fail with "aiosmtplib changed: ..." instead of the sender misbehaving."""
 
 from __future__ import annotations
@@ -18,32 +18,21 @@ from tests.smtpd import FaultyServer
 
 def require(condition: object, what: str) -> None:
     if not condition:
-        pytest.fail(f"aiosmtplib changed: {what}; see digest/smtp_adapter.py", pytrace=False)
+        pytest.fail(f"aiosmtplib changed: {what}; see digest/delivery/smtp_adapter.py",
+                    pytrace=False)
 
 
 def parameters(function: Callable[..., Any]) -> dict[str, inspect.Parameter]:
     return dict(inspect.signature(function).parameters)
 
 
-def test_the_protocol_class_writes_bytes_and_reads_a_response_with_a_timeout() -> None:
-    protocol = getattr(aiosmtplib.protocol, "SMTPProtocol", None)
-    require(inspect.isclass(protocol), "aiosmtplib.protocol.SMTPProtocol is gone")
-    write = getattr(protocol, "write", None)
-    require(callable(write) and not inspect.iscoroutinefunction(write),
-            "SMTPProtocol.write is no longer a plain method")
-    require(list(parameters(write)) == ["self", "data"],
-            f"SMTPProtocol.write takes {list(parameters(write))}, not (self, data)")
-    read = getattr(protocol, "read_response", None)
-    require(inspect.iscoroutinefunction(read), "SMTPProtocol.read_response is not a coroutine")
-    require("timeout" in parameters(read), "SMTPProtocol.read_response lost its timeout")
-
-
-def test_execute_command_takes_raw_bytes() -> None:
-    execute = getattr(aiosmtplib.SMTP, "execute_command", None)
-    require(inspect.iscoroutinefunction(execute), "SMTP.execute_command is not a coroutine")
-    kinds = [p.kind for p in parameters(execute).values()]
-    require(inspect.Parameter.VAR_POSITIONAL in kinds,
-            "SMTP.execute_command no longer takes the command as *args bytes")
+def test_a_client_says_which_extensions_the_server_offers() -> None:
+    # SMTP.transport, an instance attribute, is checked on a live client below.
+    supports = getattr(aiosmtplib.SMTP, "supports_extension", None)
+    require(callable(supports) and not inspect.iscoroutinefunction(supports),
+            "SMTP.supports_extension is no longer a plain method")
+    require(list(parameters(supports)) == ["self", "extension"],
+            f"SMTP.supports_extension takes {list(parameters(supports))}, not (self, extension)")
 
 
 def test_replies_and_reply_errors_carry_code_and_message() -> None:
@@ -67,20 +56,22 @@ def test_a_round_trip_through_the_adapter(smtp_server: FaultyServer) -> None:
                                start_tls=False, timeout=5)
         await smtp.connect()
         await smtp.ehlo()
-        require(isinstance(smtp.protocol, aiosmtplib.protocol.SMTPProtocol),
-                "SMTP.protocol is not an SMTPProtocol once connected")
-        codes = [(await wire.command(smtp, line)).code
-                 for line in (b"MAIL FROM:<digest@example.org>", b"RCPT TO:<a@example.org>",
-                              b"DATA")]
-        codes.append((await wire.send_message(smtp, data, timeout=5)).code)
+        require(isinstance(smtp.transport, asyncio.Transport),
+                "SMTP.transport is not an asyncio transport once connected")
+        link = wire.Wire.take_over(smtp, timeout=5)
+        require(link.pipelining, "SMTP.supports_extension('pipelining') is false after an "
+                                 "EHLO that offers PIPELINING")
+        link.write(b"MAIL FROM:<digest@example.org>", b"RCPT TO:<a@example.org>", b"DATA")
+        codes = [(await link.reply()).code for _ in range(3)]
+        codes.append((await link.send_message(data)).code)
         smtp_server.garbage_reply("mail", "2x0 ok")
         try:
-            await wire.command(smtp, b"MAIL FROM:<digest@example.org>")
+            await link.command(b"MAIL FROM:<digest@example.org>")
         except wire.MalformedReply as exc:
             require(exc.line == "2x0 ok", f"a garbage line comes back as {exc.line!r}")
         else:
             require(False, "a garbage reply line is no longer an error")
-        smtp.close()
+        link.close()
         return codes
 
     codes = asyncio.run(run())

@@ -28,6 +28,7 @@ internals. Every outcome is classified here:
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import ssl
 from dataclasses import dataclass, field
@@ -159,9 +160,9 @@ class SmtpConnection:
     def __init__(self, config: SmtpConfig, tls: ssl.SSLContext) -> None:
         self.config = config
         self._tls = tls
-        self._smtp: aiosmtplib.SMTP | None = None
+        self._wire: wire.Wire | None = None
 
-    async def _connect(self) -> aiosmtplib.SMTP:
+    async def _connect(self) -> wire.Wire:
         c = self.config
         smtp = aiosmtplib.SMTP(
             hostname=c.host, port=c.port, use_tls=c.implicit_tls, start_tls=False,
@@ -187,10 +188,10 @@ class SmtpConnection:
                 )
             if c.user:
                 await self._login(smtp)
+            return wire.Wire.take_over(smtp, c.timeout)
         except BaseException:
             smtp.close()
             raise
-        return smtp
 
     async def _login(self, smtp: aiosmtplib.SMTP) -> None:
         if self.config.password is None:
@@ -207,15 +208,17 @@ class SmtpConnection:
             raise _Fatal(f"cannot log in to {self.config.host}: {exc}") from exc
 
     async def deliver(self, envelope: Envelope, before_data: BeforeData) -> Delivery:
-        if self._smtp is None or not self._smtp.is_connected:
+        if self._wire is None or not self._wire.usable:
+            if self._wire is not None:
+                self._wire.close()
             try:
-                self._smtp = await self._connect()
+                self._wire = await self._connect()
             except _Fatal as exc:
                 raise TransportError(str(exc)) from exc
             except _FAULTS as exc:
-                self._smtp = None
+                self._wire = None
                 return self._cannot_connect(envelope, exc)
-        return await self._transaction(self._smtp, envelope, before_data)
+        return await self._transaction(self._wire, envelope, before_data)
 
     def _cannot_connect(self, envelope: Envelope, exc: BaseException) -> Delivery:
         cert = _cert_failure(exc)
@@ -237,32 +240,34 @@ class SmtpConnection:
                         connection=True)
 
     async def _transaction(
-        self, smtp: aiosmtplib.SMTP, envelope: Envelope, before_data: BeforeData
+        self, smtp: wire.Wire, envelope: Envelope, before_data: BeforeData
     ) -> Delivery:
         mail = b"MAIL FROM:<" + envelope.sender.encode() + b">"
         if not envelope.recipient.isascii() or not envelope.sender.isascii():
-            if not smtp.supports_extension("smtputf8"):
+            if not smtp.smtputf8:
                 return Delivery(envelope, "failed", None,
                                 "internationalised address, and the server lacks SMTPUTF8")
             mail += b" SMTPUTF8"
+        # Raw commands: the addresses were validated when the list was read.
+        rcpt = b"RCPT TO:<" + envelope.recipient.encode() + b">"
         try:
-            # Raw commands: the addresses were validated when the list was read.
-            _expect(await wire.command(smtp, mail), (250,), "mail")
-            rcpt = b"RCPT TO:<" + envelope.recipient.encode() + b">"
-            _expect(await wire.command(smtp, rcpt), (250, 251), "rcpt")
-            await before_data()
-            _expect(await wire.command(smtp, b"DATA"), (354,), "data")
+            await _envelope(smtp, mail, rcpt)
         except _Refused as refusal:
             return await self._refused(smtp, envelope, refusal)
         except _FAULTS as exc:
             smtp.close()  # after a malformed reply the stream cannot be trusted either
             return Delivery(envelope, "deferred", None, f"connection lost: {_why(exc)}",
                             connection=True)
+        try:
+            await before_data()  # in flight from here: once the body goes, it may arrive
+        except BaseException:
+            smtp.close()  # the mark failed: no body may follow this 354
+            raise
         return await self._data(smtp, envelope)
 
-    async def _data(self, smtp: aiosmtplib.SMTP, envelope: Envelope) -> Delivery:
+    async def _data(self, smtp: wire.Wire, envelope: Envelope) -> Delivery:
         try:
-            reply = await wire.send_message(smtp, envelope.data, self.config.timeout)
+            reply = await smtp.send_message(envelope.data)
         except wire.ClosedBeforeDot as exc:
             smtp.close()
             return Delivery(envelope, "deferred", None, str(exc), connection=True)
@@ -281,7 +286,7 @@ class SmtpConnection:
         return Delivery(envelope, "ambiguous", None, "no valid reply after the final dot: "
                         f"{reply.code} {reply.text}")
 
-    async def _refused(self, smtp: aiosmtplib.SMTP, envelope: Envelope,
+    async def _refused(self, smtp: wire.Wire, envelope: Envelope,
                        refusal: _Refused) -> Delivery:
         code, text, stage = refusal.reply.code, refusal.reply.text, refusal.stage
         await self._reset(smtp, code)
@@ -299,22 +304,60 @@ class SmtpConnection:
                         throttled=code in THROTTLE_CODES,
                         bounce=stage == "rcpt" and not transient and not text.startswith("5.7."))
 
-    async def _reset(self, smtp: aiosmtplib.SMTP, code: int) -> None:
-        if code == 421 or not smtp.is_connected:
+    async def _reset(self, smtp: wire.Wire, code: int) -> None:
+        if code == 421 or not smtp.usable:
             smtp.close()
             return
         try:
-            await smtp.rset()
+            reply = await smtp.command(b"RSET")
         except _FAULTS:
+            smtp.close()
+            return
+        if reply.code != 250:
             smtp.close()
 
     async def close(self) -> None:
-        if self._smtp is not None and self._smtp.is_connected:
+        if self._wire is not None and self._wire.usable:
+            with contextlib.suppress(*_FAULTS):
+                await self._wire.command(b"QUIT")
+            self._wire.close()
+        self._wire = None
+
+
+async def _envelope(smtp: wire.Wire, mail: bytes, rcpt: bytes) -> None:
+    """MAIL, RCPT and DATA, up to the server's 354; raises _Refused for the first refusal.
+
+    With PIPELINING the three leave in one write, and every reply is read in turn (RFC
+    2920, section 3.1). After a refusal the rest are read too, to keep the connection in
+    step; a DATA that a server accepted all the same gets a lone dot, which it refuses
+    for want of a recipient. A hang-up after a refusal (a 421's) leaves the refusal.
+    """
+    stages: tuple[tuple[bytes, tuple[int, ...], Stage], ...] = (
+        (mail, (250,), "mail"), (rcpt, (250, 251), "rcpt"), (b"DATA", (354,), "data"))
+    if smtp.pipelining:
+        smtp.write(mail, rcpt, b"DATA")
+    refusal: _Refused | None = None
+    for line, ok, stage in stages:
+        if not smtp.pipelining:
+            if refusal is not None:
+                break
+            smtp.write(line)
+        try:
+            reply = await smtp.reply()
+            if refusal is not None and reply.code == 354:
+                await smtp.command(b".")
+        except _FAULTS:
+            if refusal is None:
+                raise
+            smtp.close()
+            break
+        if refusal is None:
             try:
-                await self._smtp.quit()
-            except _FAULTS:
-                self._smtp.close()
-        self._smtp = None
+                _expect(reply, ok, stage)
+            except _Refused as exc:
+                refusal = exc
+    if refusal is not None:
+        raise refusal
 
 
 class SmtpTransport:

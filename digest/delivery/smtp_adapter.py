@@ -1,21 +1,24 @@
-"""The one module that reaches past aiosmtplib's high-level API, and why.
+"""The mail transactions' own reader and writer, on the connection aiosmtplib opened.
 
-Speed. A message is built once per variant, already in wire form (CRLF line ends, no line
-starting with a dot), so the DATA phase writes those bytes as they are through the
-protocol's ``write`` and reads the reply with its ``read_response``. ``SMTP.data()`` would
-redo line endings and dot-stuffing for every message: about a third of the send time. MAIL
-and RCPT go out as raw command bytes through ``execute_command``, because the addresses were
-validated when the list was read; ``SMTP.mail()``/``rcpt()`` would parse them again.
+aiosmtplib connects, says EHLO, does STARTTLS and AUTH. Then ``Wire.take_over`` puts this
+module's protocol on its transport, and every transaction (MAIL, RCPT, DATA, the body, RSET,
+QUIT) goes through ``Wire``. Why not aiosmtplib's own commands:
 
-Control. Writing the body and the final dot ourselves is also what tells a server that hung
-up before the dot (it never had the message: retry) from one that hung up after it (it may
-have it: ambiguous).
+* Pipelining (RFC 2920). When the server offers PIPELINING, MAIL, RCPT and DATA leave in one
+  write and their three replies are read after it: one round trip where lockstep takes
+  three, and fewer packets for both ends to handle. aiosmtplib's protocol keeps one reply
+  and drops what arrives while no read is pending, so it cannot read pipelined replies.
+* Speed. A message is built once per variant, already in wire form (CRLF line ends, no
+  line starting with a dot), and is written as it is. ``SMTP.data()`` would redo line
+  endings and dot-stuffing for every message: about a third of the send time.
+* Control. Writing the body and the final dot ourselves is what tells a server that hung
+  up before the dot (it never had the message: retry) from one that hung up after it (it
+  may have it: ambiguous).
 
-What this relies on: ``SMTP.protocol`` (an ``aiosmtplib.protocol.SMTPProtocol``) with
-``write(bytes)``, ``read_response(timeout=)`` and ``transport``; ``SMTP.execute_command``
-taking raw bytes and returning an ``SMTPResponse``; a reply that is not "NNN text" raised as
-``SMTPResponseException`` with code -1. tests/test_smtp_contract.py fails with "aiosmtplib
-changed: ..." when any of that goes; pyproject pins aiosmtplib below 6.
+What this relies on in aiosmtplib: ``SMTP.transport`` once connected (an asyncio transport,
+whose ``set_protocol`` hands the byte stream to us) and ``SMTP.supports_extension``.
+tests/test_smtp_contract.py fails with "aiosmtplib changed: ..." when either goes;
+pyproject pins aiosmtplib below 6.
 """
 
 from __future__ import annotations
@@ -24,11 +27,15 @@ import asyncio
 import os
 import select
 import socket
-from collections.abc import Awaitable
+from collections import deque
 from dataclasses import dataclass
 
 import aiosmtplib
-from aiosmtplib.protocol import SMTPProtocol
+
+# A reply longer than this (all its lines) is garbage: memory stays bounded whatever
+# a server sends. Real replies, an EHLO's included, are a few hundred bytes.
+_MAX_REPLY = 32 * 1024
+_CRLF = b"\r\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,16 +81,149 @@ def malformed(exc: aiosmtplib.SMTPResponseException) -> MalformedReply | None:
     return MalformedReply(exc.message.removeprefix("Malformed SMTP response line:"))
 
 
-async def command(smtp: aiosmtplib.SMTP, line: bytes) -> Reply:
-    """Send one raw command line (without CRLF) and return the reply."""
-    return await _replied(smtp.execute_command(line))
+def _parse(buffer: bytearray) -> Reply | None:
+    """Take one whole reply off the front of ``buffer``; None until one has arrived."""
+    offset, lines = 0, []
+    while True:
+        end = buffer.find(b"\n", offset)
+        if end == -1:
+            return None
+        line = bytes(buffer[offset:end]).rstrip(b"\r")
+        offset = end + 1
+        code = line[:3]
+        if not (code.isdigit() and line[3:4] in (b"", b" ", b"-")):
+            raise MalformedReply(line.decode("utf-8", "replace"))
+        lines.append(line[4:].decode("utf-8", "surrogateescape"))
+        if line[3:4] != b"-":
+            del buffer[:offset]
+            return _reply(int(code), " ".join(lines))
 
 
-def _protocol(smtp: aiosmtplib.SMTP) -> SMTPProtocol:
-    protocol = smtp.protocol
-    if protocol is None or protocol.transport is None or protocol.transport.is_closing():
-        raise ClosedBeforeDot(CLOSED_BEFORE_DOT)  # the event loop has seen the close already
-    return protocol
+class Wire(asyncio.Protocol):
+    """One connection's transactions, after aiosmtplib's handshake.
+
+    Replies are queued as they arrive, however the bytes are split into reads, so any
+    number of commands may be written before their replies are read. A drop, an EOF or
+    a garbage line is kept and raised by the next read that finds no reply before it.
+    """
+
+    def __init__(self, transport: asyncio.Transport, *, pipelining: bool, smtputf8: bool,
+                 timeout: float) -> None:
+        self.pipelining = pipelining
+        self.smtputf8 = smtputf8
+        self._transport = transport
+        self._timeout = timeout
+        self._buffer = bytearray()
+        self._replies: deque[Reply] = deque()
+        self._fault: Exception | None = None
+        self._waiter: asyncio.Future[None] | None = None
+
+    @classmethod
+    def take_over(cls, smtp: aiosmtplib.SMTP, timeout: float) -> Wire:
+        """Read and write ``smtp``'s connection from now on; ``smtp`` is not used again."""
+        transport = smtp.transport
+        if not isinstance(transport, asyncio.Transport) or transport.is_closing():
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        wire = cls(transport, pipelining=smtp.supports_extension("pipelining"),
+                   smtputf8=smtp.supports_extension("smtputf8"), timeout=timeout)
+        transport.set_protocol(wire)
+        return wire
+
+    @property
+    def usable(self) -> bool:
+        """Open, and not out of step: a reply nobody asked for (a server's 421 while
+        the connection sat idle, say) would be read as the next command's."""
+        return (not self._transport.is_closing() and self._fault is None
+                and not self._replies and not self._buffer)
+
+    def close(self) -> None:
+        self._transport.close()
+
+    # asyncio.Protocol
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        try:
+            while (reply := _parse(self._buffer)) is not None:
+                self._replies.append(reply)
+            if len(self._buffer) > _MAX_REPLY:
+                raise MalformedReply(f"a reply longer than {_MAX_REPLY} bytes")
+        except MalformedReply as exc:
+            self._buffer.clear()
+            self._fail(exc)
+            self._transport.close()
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._fail(aiosmtplib.SMTPServerDisconnected("Unexpected EOF received"))
+        return False  # close our side too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        fault = aiosmtplib.SMTPServerDisconnected("Connection lost")
+        fault.__cause__ = exc
+        self._fail(fault)
+
+    def _fail(self, exc: Exception) -> None:
+        if self._fault is None:
+            self._fault = exc
+        self._wake()
+
+    def _wake(self) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    # The transaction's side
+
+    def write(self, *lines: bytes) -> None:
+        """Write command lines (without CRLF), all in one write."""
+        if self._transport.is_closing():
+            raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        self._transport.write(_CRLF.join(lines) + _CRLF)
+
+    async def reply(self) -> Reply:
+        """The next reply, waiting at most the timeout for it."""
+        while not self._replies:
+            if self._fault is not None:
+                raise self._fault
+            loop = asyncio.get_running_loop()
+            self._waiter = waiter = loop.create_future()
+            timer = loop.call_later(self._timeout, _expire, waiter)
+            try:
+                await waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
+        return self._replies.popleft()
+
+    async def command(self, line: bytes) -> Reply:
+        """One command line (without CRLF), and its reply."""
+        self.write(line)
+        return await self.reply()
+
+    async def send_message(self, data: bytes) -> Reply:
+        """After a 354: write ``data`` (wire form, CRLF ends, no line starting with a dot)
+        and the final dot, and return the server's reply to it.
+
+        Raises ClosedBeforeDot when the server's close had reached us before the dot went
+        out. The check comes after the body, just before the dot: a server that hangs up
+        right after its 354 never reads the body, and its FIN (or the RST our body
+        provoked) is most likely in by then. A close that arrives later cannot be told
+        from one after the dot, so the caller must count it as ambiguous. Any other
+        exception happened after the dot was written.
+        """
+        if self._transport.is_closing():
+            raise ClosedBeforeDot(CLOSED_BEFORE_DOT)  # the loop has seen the close already
+        self._transport.write(data)
+        if _peer_closed(self._transport):
+            raise ClosedBeforeDot(CLOSED_BEFORE_DOT)
+        self.write(b".")
+        return await self.reply()
+
+
+def _expire(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_exception(aiosmtplib.SMTPReadTimeoutError(
+            "Timed out waiting for server response"))
 
 
 def _peer_closed(transport: asyncio.BaseTransport) -> bool:
@@ -110,36 +250,3 @@ def _peer_closed(transport: asyncio.BaseTransport) -> bool:
         return False
     except OSError:
         return True
-
-
-async def send_message(smtp: aiosmtplib.SMTP, data: bytes, timeout: float) -> Reply:
-    """After a 354: write ``data`` (wire form, CRLF ends, no line starting with a dot) and the
-    final dot, and return the server's reply to it.
-
-    Raises ClosedBeforeDot when the server's close had reached us before the dot went out.
-    The check comes after the body, just before the dot: a server that hangs up right after
-    its 354 never reads the body, and its FIN (or the RST our body provoked) is most likely
-    in by then. A close that arrives later cannot be told from one after the dot, so the
-    caller must count it as ambiguous. Any other exception happened after the dot was written.
-    """
-    protocol = _protocol(smtp)
-    protocol.write(data)
-    transport = protocol.transport
-    if transport is None or _peer_closed(transport):
-        raise ClosedBeforeDot(CLOSED_BEFORE_DOT)
-    protocol.write(b".\r\n")
-    # No await between the writes and read_response: aiosmtplib drops a reply that arrives
-    # while no read is pending, and this task does not yield until read_response waits.
-    return await _replied(protocol.read_response(timeout=timeout))
-
-
-async def _replied(waiting: Awaitable[aiosmtplib.SMTPResponse]) -> Reply:
-    """The awaited reply, with a garbage line raised as MalformedReply."""
-    try:
-        response = await waiting
-    except aiosmtplib.SMTPResponseException as exc:
-        fault = malformed(exc)
-        if fault is None:
-            raise
-        raise fault from exc
-    return _reply(response.code, response.message)

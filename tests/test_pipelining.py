@@ -1,0 +1,209 @@
+"""MAIL, RCPT and DATA in one write (RFC 2920), and the reply reader under them.
+
+Each test runs a scripted SMTP server (asyncio, 127.0.0.1, port 0) in the client's own
+event loop. A script reads what the client wrote and answers in whatever shape the test
+needs (all replies in one write, a byte at a time, a reply nobody asked for), which
+aiosmtpd cannot be made to do. The fault classes themselves are in tests/test_faults.py,
+which runs each of them pipelined and in lockstep.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+
+from digest.delivery.smtp import SmtpConfig, SmtpTransport
+from digest.delivery.transport import Delivery
+from digest.email.message import Envelope
+
+SENDER = "digest@example.org"
+Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+def envelope(n: int) -> Envelope:
+    data = (f"From: {SENDER}\r\nTo: reader{n}@example.org\r\nMessage-ID: <{n}@example.org>\r\n"
+            f"Subject: Weekly\r\n\r\nHello, reader {n}.\r\n").encode()
+    return Envelope(SENDER, f"reader{n}@example.org", f"<{n}@example.org>", data)
+
+
+async def _nothing() -> None:
+    return None
+
+
+async def lines(reader: asyncio.StreamReader, count: int) -> list[bytes]:
+    return [(await reader.readuntil(b"\r\n"))[:-2] for _ in range(count)]
+
+
+async def body(reader: asyncio.StreamReader) -> bytes:
+    return await reader.readuntil(b"\r\n.\r\n")
+
+
+def run(script: Script, count: int, *, pipelining: bool = True) -> tuple[list[Delivery], int]:
+    """Deliver envelope(1..count) over one SmtpConnection to a server running ``script``
+    on each connection; the results, and how many connections the client opened."""
+    connections = 0
+
+    async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        nonlocal connections
+        connections += 1
+        writer.write(b"220 scripted ESMTP\r\n")
+        await reader.readuntil(b"\r\n")  # EHLO
+        offered = b"250-PIPELINING\r\n" if pipelining else b""
+        writer.write(b"250-scripted\r\n" + offered + b"250 8BITMIME\r\n")
+        try:
+            await script(reader, writer)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    async def main() -> list[Delivery]:
+        server = await asyncio.start_server(session, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        config = SmtpConfig(host="127.0.0.1", port=port, implicit_tls=False, timeout=2.0)
+        connection = SmtpTransport(config).connection()
+        try:
+            return [await connection.deliver(envelope(n), _nothing)
+                    for n in range(1, count + 1)]
+        finally:
+            await connection.close()
+            server.close()
+            await server.wait_closed()
+
+    results = asyncio.run(main())
+    return results, connections
+
+
+def outcomes(results: list[Delivery]) -> list[tuple[str, int | None]]:
+    return [(r.status, r.code) for r in results]
+
+
+async def accept_all(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Every transaction accepted; MAIL, RCPT and DATA answered only once all three are in,
+    so a client that waits for each reply before the next command never gets one."""
+    while True:
+        first = await reader.readuntil(b"\r\n")
+        if first.startswith(b"QUIT"):
+            writer.write(b"221 bye\r\n")
+            return
+        await lines(reader, 2)
+        writer.write(b"250 sender ok\r\n250 recipient ok\r\n354 go ahead\r\n")
+        await body(reader)
+        writer.write(b"250 queued\r\n")
+
+
+def test_mail_rcpt_and_data_leave_in_one_write_when_the_server_offers_pipelining() -> None:
+    results, connections = run(accept_all, 3)
+    assert outcomes(results) == [("sent", 250)] * 3
+    assert connections == 1
+
+
+def test_without_pipelining_each_command_waits_for_its_reply() -> None:
+    async def lockstep(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        for reply in (b"250 sender ok", b"250 recipient ok", b"354 go ahead"):
+            await reader.readuntil(b"\r\n")
+            try:  # a pipelining client's next command is on its way already
+                await asyncio.wait_for(reader.readuntil(b"\r\n"), 0.1)
+            except TimeoutError:
+                writer.write(reply + b"\r\n")
+            else:
+                writer.write(b"503 5.5.1 PIPELINING was not offered\r\n")
+                return
+        await body(reader)
+        writer.write(b"250 queued\r\n")
+
+    results, _ = run(lockstep, 1, pipelining=False)
+    assert outcomes(results) == [("sent", 250)]
+
+
+def test_replies_split_at_every_byte_are_read_whole() -> None:
+    async def trickle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await lines(reader, 3)
+        for byte in b"250-sender\r\n250 ok\r\n250 recipient ok\r\n354 go ahead\r\n":
+            writer.write(bytes([byte]))
+            await writer.drain()
+            await asyncio.sleep(0)
+        await body(reader)
+        writer.write(b"250 queued\r\n")
+
+    results, _ = run(trickle, 1)
+    assert outcomes(results) == [("sent", 250)]
+    assert results[0].reply == "queued"
+
+
+def test_a_refused_recipient_reads_the_pipelined_data_reply_and_the_connection_goes_on() -> None:
+    async def refuse_first(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await lines(reader, 3)
+        writer.write(b"250 ok\r\n550 5.1.1 no such user\r\n503 5.5.1 no valid recipients\r\n")
+        assert await lines(reader, 1) == [b"RSET"]
+        writer.write(b"250 reset\r\n")
+        await accept_all(reader, writer)
+
+    results, connections = run(refuse_first, 2)
+    assert outcomes(results) == [("failed", 550), ("sent", 250)]
+    assert results[0].bounce
+    assert connections == 1
+
+
+def test_a_data_accepted_after_a_refused_recipient_gets_a_lone_dot() -> None:
+    seen: list[bytes] = []
+
+    async def accepts_data(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await lines(reader, 3)
+        writer.write(b"250 ok\r\n550 5.1.1 no such user\r\n354 go ahead\r\n")
+        seen.extend(await lines(reader, 1))
+        writer.write(b"554 5.5.1 no valid recipients\r\n")
+        seen.extend(await lines(reader, 1))
+        writer.write(b"250 reset\r\n")
+        await accept_all(reader, writer)
+
+    results, connections = run(accepts_data, 2)
+    assert seen == [b".", b"RSET"]
+    assert outcomes(results) == [("failed", 550), ("sent", 250)]
+    assert connections == 1
+
+
+def test_a_421_to_mail_is_a_throttle_though_the_rest_of_the_group_is_never_answered() -> None:
+    async def busy(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await lines(reader, 3)
+        writer.write(b"421 4.7.0 too busy, come back later\r\n")
+        await writer.drain()
+
+    results, _ = run(busy, 1)
+    assert outcomes(results) == [("deferred", 421)]
+    assert results[0].throttled
+
+
+def test_a_reply_nobody_asked_for_is_not_taken_for_the_next_commands() -> None:
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await lines(reader, 3)
+        writer.write(b"250 ok\r\n250 ok\r\n354 go ahead\r\n")
+        await body(reader)
+        # The reply, and then a line out of turn: the client must not read this 250 as
+        # the next MAIL's, nor this connection's next 354 as its RCPT's.
+        writer.write(b"250 queued\r\n250 out of turn\r\n")
+        await reader.readuntil(b"\r\n")
+
+    async def fresh(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await accept_all(reader, writer)
+
+    scripts = iter([chatty, fresh])
+
+    async def per_connection(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await next(scripts)(reader, writer)
+
+    results, connections = run(per_connection, 2)
+    assert outcomes(results) == [("sent", 250), ("sent", 250)]
+    assert connections == 2
+
+
+def test_a_reply_without_end_is_cut_off_as_malformed_not_buffered_forever() -> None:
+    async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await lines(reader, 3)
+        writer.write(b"250-" + b"x" * 100_000)
+        await writer.drain()
+        await reader.read()
+
+    results, _ = run(endless, 1)
+    assert outcomes(results) == [("deferred", None)]
+    assert results[0].reply == "connection lost: malformed reply: 'a reply longer than 32768 bytes'"
