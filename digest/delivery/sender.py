@@ -212,18 +212,18 @@ class Sender:
                 await self._record(job, attempt, delivery)
         self._wakeup.set()  # let idle workers re-check whether anything is left
 
-    async def _mark_inflight(self, job: Job, attempt: int) -> None:
-        """Return once this recipient's in-flight mark is committed.
+    def _mark_inflight(self, job: Job, attempt: int) -> asyncio.Future[None]:
+        """Mark this recipient in flight; the future is done once the mark is committed.
 
-        Group commit: every worker that reaches DATA in the same turn of the
-        event loop joins one transaction, with whatever results are waiting.
+        Group commit: every worker that asks in the same turn of the event loop
+        joins one transaction, with whatever results are waiting.
         """
         self._waiting.append(Update(job.envelope.recipient, "inflight",
                                     resend=job.resend and attempt == 1))
         if self._flushed is None:
             self._flushed = asyncio.get_running_loop().create_future()
             asyncio.get_running_loop().call_soon(self._group_commit)
-        await self._flushed
+        return self._flushed
 
     def _group_commit(self) -> None:
         if self._thread is not None:

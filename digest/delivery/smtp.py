@@ -28,6 +28,7 @@ internals. Every outcome is classified here:
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import ipaddress
 import ssl
@@ -250,16 +251,21 @@ class SmtpConnection:
             mail += b" SMTPUTF8"
         # Raw commands: the addresses were validated when the list was read.
         rcpt = b"RCPT TO:<" + envelope.recipient.encode() + b">"
+        # The in-flight mark is asked for first, so that its commit overlaps the round
+        # trip below; the body waits for both. A refusal's mark is overwritten by its result.
+        marked = asyncio.ensure_future(before_data())
         try:
             await _envelope(smtp, mail, rcpt)
         except _Refused as refusal:
+            marked.add_done_callback(_retrieved)
             return await self._refused(smtp, envelope, refusal)
         except _FAULTS as exc:
+            marked.add_done_callback(_retrieved)
             smtp.close()  # after a malformed reply the stream cannot be trusted either
             return Delivery(envelope, "deferred", None, f"connection lost: {_why(exc)}",
                             connection=True)
         try:
-            await before_data()  # in flight from here: once the body goes, it may arrive
+            await marked
         except BaseException:
             smtp.close()  # the mark failed: no body may follow this 354
             raise
@@ -322,6 +328,12 @@ class SmtpConnection:
                 await self._wire.command(b"QUIT")
             self._wire.close()
         self._wire = None
+
+
+def _retrieved(marked: asyncio.Future[None]) -> None:
+    """A mark nobody waits for: its failure shows at the next commit, not as a warning."""
+    if not marked.cancelled():
+        marked.exception()
 
 
 async def _envelope(smtp: wire.Wire, mail: bytes, rcpt: bytes) -> None:

@@ -35,12 +35,15 @@ class Delivery:
 
 
 BeforeData = Callable[[], Awaitable[None]]
+"""The in-flight mark. Calling it asks for the mark; awaiting what it returns waits
+until the mark is committed. A transport may ask early, so that the commit overlaps
+its own round trips, but must await it before the point of no return."""
 
 
 class Connection(Protocol):
     """One channel to the destination. ``deliver`` reports each recipient's
-    fate as a Delivery, calls ``before_data`` just before the point of no
-    return, and raises a DigestError only when no retry can help, and then
+    fate as a Delivery, has ``before_data``'s mark committed before the point
+    of no return, and raises a DigestError only when no retry can help, and then
     only for a message it did not deliver."""
 
     async def deliver(self, envelope: Envelope, before_data: BeforeData) -> Delivery: ...
