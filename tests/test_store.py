@@ -466,6 +466,45 @@ def test_a_postgresql_check_for_new_unsubscribes_reads_none_of_the_rows_owed(
         assert store.journal.counts("c1") == {"pending": 1999, "suppressed": 1}
 
 
+def test_a_sender_out_of_rows_past_its_last_claim_looks_again_from_the_start(
+    store: Store,
+) -> None:
+    journal = store.journal
+    people = owed(journal, 30)
+    assert [p.email for p in journal.claim("c1", "a", 10, 60, at(30))] == people[:10]
+    assert [p.email for p in journal.claim("c1", "b", 10, 60, at(0))] == people[10:20]
+    assert [p.email for p in journal.claim("c1", "a", 10, 60, at(30))] == people[20:]
+    assert journal.claim("c1", "a", 10, 60, at(31)) == []  # b's lease holds the rest
+    # b dies; its lease ends (a's has not), and a finds b's rows behind its last claim.
+    assert [p.email for p in journal.claim("c1", "a", 10, 60, at(61))] == people[10:20]
+
+
+def test_a_postgresql_claim_does_not_step_over_the_rows_already_claimed(
+    postgres_url: str,
+) -> None:
+    """An UPDATE leaves a row's old index entry until VACUUM, so claims that each
+    began at the campaign's first key would cost the square of its size. So would
+    looking, before each claim, for rows copied without a recipient id: the planner
+    answers that from the (campaign, status) index, every row of the campaign."""
+    with closing(open_store(postgres_url)) as store:
+        journal = store.journal
+        owed(journal, 2000)
+        for _ in range(19):
+            assert len(journal.claim("c1", "a", 100, 60, at(0))) == 100
+        db = journal._db  # type: ignore[attr-defined]
+        count = ("SELECT pg_stat_get_xact_tuples_returned('deliveries_todo'::regclass),"
+                 " pg_stat_get_xact_tuples_returned('deliveries_status'::regclass)")
+        db.execute("BEGIN")  # no statistics are flushed, and so reset, inside it
+        try:
+            todo, status = db.execute(count).fetchone()
+            assert len(journal.claim("c1", "a", 100, 60, at(0))) == 100
+            todo_after, status_after = db.execute(count).fetchone()
+        finally:
+            db.execute("ROLLBACK")
+        assert todo_after - todo <= 101  # the rows taken, and the one that ends the page
+        assert status_after - status == 0
+
+
 def test_a_page_of_addresses_gets_its_suppressions_and_choices_by_key(store: Store) -> None:
     store.suppressions.add([("Left@Example.org", "unsubscribed", "web"),
                             ("gone@example.org", "bounced", "inbox")])

@@ -11,16 +11,15 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime, timedelta
 
 import psycopg
 
 from digest.errors import DigestError
 from digest.model import address_key
+from digest.state.postgres.claims import PostgresClaims
 from digest.state.postgres.guard import guarded
 from digest.state.postgres.schema import Connection
 from digest.state.records import (
-    EXPIRED_IN_FLIGHT,
     STATUSES,
     TO_DO,
     CampaignRecord,
@@ -46,7 +45,7 @@ def new_rid() -> str:
 
 
 @guarded
-class PostgresJournal:
+class PostgresJournal(PostgresClaims):
     """The journal of one PostgreSQL state, on the store's connection, but for
     ``apply``: a sender's marks go through a connection of their own, opened at the
     first, so that they may be written from a thread while the store's connection
@@ -60,6 +59,8 @@ class PostgresJournal:
         self.writable = writable
         self._connect = connect
         self._marks_db: Connection | None = None
+        self._rids_given: set[str] = set()
+        self._claimed_to: dict[tuple[str, str], str] = {}  # (campaign, sender): last key
 
     @contextmanager
     def _writing(self, db: Connection | None = None) -> Iterator[Connection]:
@@ -140,7 +141,11 @@ class PostgresJournal:
             last = str(rows[-1][0])
 
     def _give_rids(self, campaign: str) -> None:
-        """Rows copied from a journal older than recipient ids get theirs now."""
+        """Rows copied from a journal older than recipient ids get theirs now, once
+        per campaign: the planner may answer by reading every row of the campaign."""
+        if campaign in self._rids_given:
+            return
+        self._rids_given.add(campaign)
         keys = self._db.execute("SELECT key FROM deliveries WHERE campaign=%s AND rid IS NULL",
                                 (campaign,)).fetchall()
         if keys:
@@ -241,64 +246,6 @@ class PostgresJournal:
                 " %s::int[], %s::text[]) AS u(key, s, a, r, b, c, t)"
                 " WHERE d.campaign=%s AND d.key=u.key",
                 (_now(), *(list(column) for column in zip(*rows, strict=True)), campaign))
-
-    def claim(self, campaign: str, sender_id: str, n: int, lease_s: float,
-              now: datetime) -> list[Pending]:
-        """Take up to ``n`` recipients still owed the issue that no live lease holds;
-        rows another sender is claiming this instant are skipped, not waited for."""
-        self._give_rids(campaign)
-        with self._transaction() as db:
-            rows = db.execute(
-                "UPDATE deliveries SET claimed_by=%s, lease_until=%s WHERE (campaign, key) IN"
-                f" (SELECT campaign, key FROM deliveries WHERE campaign=%s AND {TO_DO}"
-                " AND (claimed_by IS NULL OR lease_until<%s) ORDER BY key LIMIT %s"
-                " FOR UPDATE SKIP LOCKED) RETURNING key, email, name, tags, status, rid",
-                (sender_id, now + timedelta(seconds=lease_s), campaign, now, n)).fetchall()
-        rows.sort()
-        return [Pending(str(email), str(name), str(tags), status == "ambiguous", str(rid))
-                for _, email, name, tags, status, rid in rows]
-
-    def renew(self, campaign: str, sender_id: str, emails: Sequence[str], lease_s: float,
-              now: datetime) -> int:
-        """Extend this sender's leases on ``emails``; rows it no longer holds are left alone."""
-        with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE deliveries SET lease_until=%s WHERE campaign=%s AND claimed_by=%s"
-                " AND key=ANY(%s)", (now + timedelta(seconds=lease_s), campaign, sender_id,
-                                     [address_key(e) for e in emails]))
-        return cursor.rowcount
-
-    def reclaim(self, campaign: str, now: datetime) -> int:
-        """Rows left in flight by a sender whose lease expired (or that held none)
-        become ambiguous, to be sent once more with the same Message-ID; a live
-        sender's rows in flight are never touched."""
-        with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE deliveries SET status='ambiguous', last_reply=%s, updated_at=%s,"
-                " claimed_by=NULL, lease_until=NULL WHERE campaign=%s AND status='inflight'"
-                " AND (claimed_by IS NULL OR lease_until<%s)",
-                (EXPIRED_IN_FLIGHT, _now(), campaign, now))
-        return cursor.rowcount
-
-    def release(self, campaign: str, sender_id: str | None) -> int:
-        """Give up this sender's claims (``None``: everyone's) on rows not in flight."""
-        with self._transaction() as db:
-            cursor = db.execute(
-                "UPDATE deliveries SET claimed_by=NULL, lease_until=NULL WHERE campaign=%s"
-                " AND claimed_by IS NOT NULL AND (%s::text IS NULL OR claimed_by=%s)"
-                " AND status<>'inflight'", (campaign, sender_id, sender_id))
-        return cursor.rowcount
-
-    def held(self, campaign: str, sender_id: str, now: datetime) -> float | None:
-        """Seconds until the first lease of another sender on a row it has yet to
-        send or is sending ends: 0 if one has ended (claim again now); None when
-        there is none."""
-        row = self._db.execute(
-            "SELECT EXTRACT(EPOCH FROM MIN(lease_until) - %s) FROM deliveries"
-            " WHERE campaign=%s AND claimed_by<>%s AND"
-            " (status IN ('inflight', 'pending') OR (status='ambiguous' AND resends=0))",
-            (now, campaign, sender_id)).fetchone()
-        return None if row is None or row[0] is None else max(0.0, float(str(row[0])))
 
     def rows(self, campaign: str, statuses: Sequence[str] = STATUSES) -> Iterator[RecipientRecord]:
         last = ""
