@@ -15,9 +15,10 @@ DIGEST_SMTP_PASSWORD or the config file, never argv, and never appears in a
 message or log.
 
 Each connection sends one message at a time and is reused (RSET after a
-refusal, reconnect after a drop). The raw MAIL, RCPT and DATA phase goes
-through digest.delivery.smtp_adapter, the only module that touches aiosmtplib's
-internals. Every outcome is classified here:
+refusal, reconnect after a drop, or after the server spoke out of turn).
+aiosmtplib opens it (TLS, EHLO, AUTH); then digest.delivery.smtp_adapter takes
+its transport and carries the transactions, MAIL, RCPT and DATA in one write
+when the server offers PIPELINING. Every outcome is classified here:
 
 * before the final dot, a drop, a timeout or a malformed reply is a
   connection-level fault: deferred, and retried on a new connection;
