@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import pytest
+
 from digest.delivery.smtp import SmtpConfig, SmtpTransport
 from digest.delivery.transport import Delivery
 from digest.email.message import Envelope
@@ -197,10 +199,13 @@ def test_a_reply_nobody_asked_for_is_not_taken_for_the_next_commands() -> None:
     assert connections == 2
 
 
-def test_a_reply_without_end_is_cut_off_as_malformed_not_buffered_forever() -> None:
+@pytest.mark.parametrize("flood", [b"250-" + b"x" * 100_000,
+                                   b"250-continued\r\n" * 2_400 + b"250 ok\r\n"],
+                         ids=["one line without end", "continuation lines past the limit"])
+def test_a_reply_too_long_is_cut_off_as_malformed_not_buffered(flood: bytes) -> None:
     async def endless(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await lines(reader, 3)
-        writer.write(b"250-" + b"x" * 100_000)
+        writer.write(flood)
         await writer.drain()
         await reader.read()
 

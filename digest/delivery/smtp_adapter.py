@@ -88,6 +88,8 @@ def _parse(buffer: bytearray) -> Reply | None:
         end = buffer.find(b"\n", offset)
         if end == -1:
             return None
+        if end >= _MAX_REPLY:
+            raise MalformedReply(f"a reply longer than {_MAX_REPLY} bytes")
         line = bytes(buffer[offset:end]).rstrip(b"\r")
         offset = end + 1
         code = line[:3]
