@@ -40,7 +40,8 @@ async def body(reader: asyncio.StreamReader) -> bytes:
     return await reader.readuntil(b"\r\n.\r\n")
 
 
-def run(script: Script, count: int, *, pipelining: bool = True) -> tuple[list[Delivery], int]:
+def run(script: Script, count: int, *, pipelining: bool = True,
+        greeting: bytes = b"220 scripted ESMTP") -> tuple[list[Delivery], int]:
     """Deliver envelope(1..count) over one SmtpConnection to a server running ``script``
     on each connection; the results, and how many connections the client opened."""
     connections = 0
@@ -48,7 +49,11 @@ def run(script: Script, count: int, *, pipelining: bool = True) -> tuple[list[De
     async def session(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         nonlocal connections
         connections += 1
-        writer.write(b"220 scripted ESMTP\r\n")
+        writer.write(greeting + b"\r\n")
+        if not greeting.startswith(b"220"):
+            await writer.drain()
+            writer.close()
+            return
         await reader.readuntil(b"\r\n")  # EHLO
         offered = b"250-PIPELINING\r\n" if pipelining else b""
         writer.write(b"250-scripted\r\n" + offered + b"250 8BITMIME\r\n")
@@ -212,3 +217,27 @@ def test_a_reply_too_long_is_cut_off_as_malformed_not_buffered(flood: bytes) -> 
     results, _ = run(endless, 1)
     assert outcomes(results) == [("deferred", None)]
     assert results[0].reply == "connection lost: malformed reply: 'a reply longer than 32768 bytes'"
+
+
+def test_a_reply_that_is_not_utf8_is_kept_readable_and_storable() -> None:
+    """An old server's Latin-1 words must not stop the run: the journal, like a
+    terminal, cannot take the lone surrogates a strict decoding would leave."""
+    async def latin1(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await lines(reader, 3)
+        writer.write(b"250 ok\r\n550 5.1.1 Benutzer M\xfcller unbekannt\r\n503 no rcpt\r\n")
+        await lines(reader, 1)  # RSET
+        writer.write(b"250 reset\r\n")
+        await reader.read()
+
+    results, _ = run(latin1, 1)
+    assert outcomes(results) == [("failed", 550)]
+    assert results[0].reply == "5.1.1 Benutzer M\ufffdller unbekannt"
+
+
+def test_a_greeting_refused_in_latin1_is_kept_readable_and_storable() -> None:
+    async def never(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise AssertionError("no session after a refused greeting")
+
+    results, _ = run(never, 1, greeting=b"554 Zugang verweigert f\xfcr Sie")
+    assert outcomes(results) == [("deferred", 554)]
+    assert results[0].reply == "Zugang verweigert f\ufffdr Sie"

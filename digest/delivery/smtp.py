@@ -131,7 +131,7 @@ def _cert_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
 
 
 def _why(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
+    return wire.one_line(str(exc)) or type(exc).__name__
 
 
 class _Fatal(Exception):
@@ -202,7 +202,7 @@ class SmtpConnection:
             await smtp.login(self.config.user or "", self.config.password)
         except aiosmtplib.SMTPAuthenticationError as exc:
             raise _Fatal(f"{self.config.host} refused the login for {self.config.user}: "
-                         f"{exc.code} {' '.join(exc.message.split())}") from exc
+                         f"{exc.code} {wire.one_line(exc.message)}") from exc
         except (aiosmtplib.SMTPResponseException, aiosmtplib.SMTPServerDisconnected,
                 aiosmtplib.SMTPTimeoutError):
             raise  # a malformed reply, a drop or a timeout: the connection's fault, retried
@@ -236,7 +236,7 @@ class SmtpConnection:
                 return Delivery(envelope, "deferred", None, str(fault), connection=True)
             # A refusal before any recipient was named is the server's state, not
             # this recipient's fate: never a failure, always worth another try.
-            return Delivery(envelope, "deferred", exc.code, " ".join(exc.message.split()),
+            return Delivery(envelope, "deferred", exc.code, wire.one_line(exc.message),
                             connection=True, throttled=exc.code in THROTTLE_CODES)
         return Delivery(envelope, "deferred", None, f"cannot connect: {_why(exc)}",
                         connection=True)

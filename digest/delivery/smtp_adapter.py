@@ -51,7 +51,7 @@ class MalformedReply(Exception):
     from 2xx to 5xx): a protocol fault. The connection is unusable afterwards."""
 
     def __init__(self, line: str) -> None:
-        self.line = " ".join(line.split())
+        self.line = one_line(line)
         super().__init__(f"malformed reply: {self.line!r}")
 
 
@@ -65,10 +65,18 @@ class ClosedBeforeDot(Exception):
     the whole message, so sending it again cannot make a duplicate."""
 
 
+def one_line(text: str) -> str:
+    """A server's words on one line, and storable: bytes that were not UTF-8 (a reply
+    in Latin-1, say, which aiosmtplib keeps as lone surrogates) become U+FFFD, since
+    neither the journal nor a terminal can take a lone surrogate."""
+    clean = text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+    return " ".join(clean.split())
+
+
 def _reply(code: int, text: str) -> Reply:
     if not 200 <= code <= 599:
         raise MalformedReply(f"{code} {text}")
-    return Reply(code, " ".join(text.split()))
+    return Reply(code, one_line(text))
 
 
 def malformed(exc: aiosmtplib.SMTPResponseException) -> MalformedReply | None:
