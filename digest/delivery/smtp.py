@@ -252,21 +252,18 @@ class SmtpConnection:
             mail += b" SMTPUTF8"
         # Raw commands: the addresses were validated when the list was read.
         rcpt = b"RCPT TO:<" + envelope.recipient.encode() + b">"
-        # The in-flight mark is asked for first, so that its commit overlaps the round
-        # trip below; the body waits for both. A refusal's mark is overwritten by its result.
-        marked = asyncio.ensure_future(before_data())
         try:
-            await _envelope(smtp, mail, rcpt)
+            marked = await _envelope(smtp, mail, rcpt, before_data)
         except _Refused as refusal:
-            marked.add_done_callback(_retrieved)
             return await self._refused(smtp, envelope, refusal)
         except _FAULTS as exc:
-            marked.add_done_callback(_retrieved)
             smtp.close()  # after a malformed reply the stream cannot be trusted either
             return Delivery(envelope, "deferred", None, f"connection lost: {_why(exc)}",
                             connection=True)
         try:
-            await marked
+            # Shielded: the mark's future is the group commit that other connections
+            # wait on too; a cancelled send must not cancel it for them.
+            await asyncio.shield(marked)
         except BaseException:
             smtp.close()  # the mark failed: no body may follow this 354
             raise
@@ -337,40 +334,54 @@ def _retrieved(marked: asyncio.Future[None]) -> None:
         marked.exception()
 
 
-async def _envelope(smtp: wire.Wire, mail: bytes, rcpt: bytes) -> None:
+async def _envelope(smtp: wire.Wire, mail: bytes, rcpt: bytes,
+                    before_data: BeforeData) -> asyncio.Future[None]:
     """MAIL, RCPT and DATA, up to the server's 354; raises _Refused for the first refusal.
 
-    With PIPELINING the three leave in one write, and every reply is read in turn (RFC
-    2920, section 3.1). After a refusal the rest are read too, to keep the connection in
-    step; a DATA that a server accepted all the same gets a lone dot, which it refuses
-    for want of a recipient. A hang-up after a refusal (a 421's) leaves the refusal.
+    Returns the in-flight mark, asked for as soon as RCPT is accepted, so that its commit
+    overlaps the wait for the 354; the body must wait for it. With PIPELINING the three
+    commands leave in one write, and every reply is read in turn (RFC 2920, section 3.1).
     """
     stages: tuple[tuple[bytes, tuple[int, ...], Stage], ...] = (
         (mail, (250,), "mail"), (rcpt, (250, 251), "rcpt"), (b"DATA", (354,), "data"))
     if smtp.pipelining:
         smtp.write(mail, rcpt, b"DATA")
-    refusal: _Refused | None = None
-    for line, ok, stage in stages:
-        if not smtp.pipelining:
-            if refusal is not None:
-                break
-            smtp.write(line)
-        try:
+    marked: asyncio.Future[None] | None = None
+    try:
+        for index, (line, ok, stage) in enumerate(stages):
+            if not smtp.pipelining:
+                smtp.write(line)
             reply = await smtp.reply()
-            if refusal is not None and reply.code == 354:
-                await smtp.command(b".")
-        except _FAULTS:
-            if refusal is None:
-                raise
-            smtp.close()
-            break
-        if refusal is None:
             try:
                 _expect(reply, ok, stage)
-            except _Refused as exc:
-                refusal = exc
-    if refusal is not None:
-        raise refusal
+            except _Refused as refusal:
+                if smtp.pipelining:
+                    await _rest_of_group(smtp, len(stages) - index - 1, refusal)
+                raise
+            if stage == "rcpt":
+                marked = asyncio.ensure_future(before_data())
+    except BaseException:
+        if marked is not None:  # its result overwrites the mark; a failure shows later
+            marked.add_done_callback(_retrieved)
+        raise
+    assert marked is not None
+    return marked
+
+
+async def _rest_of_group(smtp: wire.Wire, left: int, refusal: _Refused) -> None:
+    """After a refusal in a pipelined group, read the replies still owed, so that the
+    connection stays in step for RSET. A DATA that the server accepted all the same gets
+    a lone dot, which it refuses for want of a recipient. After a 421 the server is
+    closing: nothing more is read, and a hang-up leaves the refusal as it was."""
+    if refusal.reply.code == 421:
+        smtp.close()
+        return
+    try:
+        for _ in range(left):
+            if (await smtp.reply()).code == 354:
+                await smtp.command(b".")
+    except _FAULTS:
+        smtp.close()
 
 
 class SmtpTransport:

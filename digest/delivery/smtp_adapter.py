@@ -56,13 +56,20 @@ class MalformedReply(Exception):
 
 
 CLOSED_BEFORE_DOT = "the server closed the connection before the final dot"
+OUT_OF_TURN = "the server spoke out of turn before the final dot"
 # What a peer that hung up leaves on a socket: FIN (RDHUP, Linux only), RST (ERR, HUP).
 _RDHUP: int | None = getattr(select, "POLLRDHUP", None)
 
 
 class ClosedBeforeDot(Exception):
-    """The server had closed the connection before the final dot was written: it never had
-    the whole message, so sending it again cannot make a duplicate."""
+    """The server had closed the connection, or spoken out of turn, before the final dot
+    was written: it never had the whole message, so sending it again cannot make a
+    duplicate."""
+
+
+class OutOfTurn(MalformedReply):
+    """A reply to no command: read as the next command's, it would pair every later reply
+    with the wrong command, and a refusal of the message could pass for its acceptance."""
 
 
 def one_line(text: str) -> str:
@@ -113,8 +120,10 @@ class Wire(asyncio.Protocol):
     """One connection's transactions, after aiosmtplib's handshake.
 
     Replies are queued as they arrive, however the bytes are split into reads, so any
-    number of commands may be written before their replies are read. A drop, an EOF or
-    a garbage line is kept and raised by the next read that finds no reply before it.
+    number of commands may be written before their replies are read. Each reply must
+    answer a command written: one more is OutOfTurn, and ends the connection. A drop,
+    an EOF or a garbage line is kept and raised by the next read that finds no reply
+    before it.
     """
 
     def __init__(self, transport: asyncio.Transport, *, pipelining: bool, smtputf8: bool,
@@ -127,6 +136,7 @@ class Wire(asyncio.Protocol):
         self._replies: deque[Reply] = deque()
         self._fault: Exception | None = None
         self._waiter: asyncio.Future[None] | None = None
+        self._owed = 0  # replies still to come for the commands written
 
     @classmethod
     def take_over(cls, smtp: aiosmtplib.SMTP, timeout: float) -> Wire:
@@ -141,10 +151,9 @@ class Wire(asyncio.Protocol):
 
     @property
     def usable(self) -> bool:
-        """Open, and not out of step: a reply nobody asked for (a server's 421 while
-        the connection sat idle, say) would be read as the next command's."""
+        """Open, in step, and owing nothing: ready for the next transaction."""
         return (not self._transport.is_closing() and self._fault is None
-                and not self._replies and not self._buffer)
+                and not self._replies and not self._buffer and not self._owed)
 
     def close(self) -> None:
         self._transport.close()
@@ -152,9 +161,14 @@ class Wire(asyncio.Protocol):
     # asyncio.Protocol
 
     def data_received(self, data: bytes) -> None:
+        if self._fault is not None:
+            return  # the connection is over; what follows a fault means nothing
         self._buffer += data
         try:
             while (reply := _parse(self._buffer)) is not None:
+                if not self._owed:
+                    raise OutOfTurn(f"a reply out of turn: {reply.code} {reply.text}")
+                self._owed -= 1
                 self._replies.append(reply)
             if len(self._buffer) > _MAX_REPLY:
                 raise MalformedReply(f"a reply longer than {_MAX_REPLY} bytes")
@@ -188,16 +202,19 @@ class Wire(asyncio.Protocol):
         """Write command lines (without CRLF), all in one write."""
         if self._transport.is_closing():
             raise aiosmtplib.SMTPServerDisconnected("Connection lost")
+        self._owed += len(lines)
         self._transport.write(_CRLF.join(lines) + _CRLF)
 
     async def reply(self) -> Reply:
-        """The next reply, waiting at most the timeout for it."""
+        """The next reply, waiting at most the timeout for the whole of it."""
+        deadline: float | None = None
         while not self._replies:
             if self._fault is not None:
                 raise self._fault
             loop = asyncio.get_running_loop()
+            deadline = deadline or loop.time() + self._timeout
             self._waiter = waiter = loop.create_future()
-            timer = loop.call_later(self._timeout, _expire, waiter)
+            timer = loop.call_at(deadline, _expire, waiter)
             try:
                 await waiter
             finally:
@@ -214,13 +231,17 @@ class Wire(asyncio.Protocol):
         """After a 354: write ``data`` (wire form, CRLF ends, no line starting with a dot)
         and the final dot, and return the server's reply to it.
 
-        Raises ClosedBeforeDot when the server's close had reached us before the dot went
-        out. The check comes after the body, just before the dot: a server that hangs up
-        right after its 354 never reads the body, and its FIN (or the RST our body
-        provoked) is most likely in by then. A close that arrives later cannot be told
-        from one after the dot, so the caller must count it as ambiguous. Any other
-        exception happened after the dot was written.
+        Raises ClosedBeforeDot when the server had spoken out of turn (its reply to the
+        dot could not be told from the stray one), or when its close had reached us before
+        the dot went out. The close is checked after the body, just before the dot: a
+        server that hangs up right after its 354 never reads the body, and its FIN (or the
+        RST our body provoked) is most likely in by then. A close that arrives later
+        cannot be told from one after the dot, so the caller must count it as ambiguous.
+        Any other exception happened after the dot was written.
         """
+        if isinstance(self._fault, OutOfTurn) or self._replies or self._buffer:
+            self.close()
+            raise ClosedBeforeDot(OUT_OF_TURN)
         if self._transport.is_closing():
             raise ClosedBeforeDot(CLOSED_BEFORE_DOT)  # the loop has seen the close already
         self._transport.write(data)
