@@ -239,7 +239,7 @@ class Wire(asyncio.Protocol):
         cannot be told from one after the dot, so the caller must count it as ambiguous.
         Any other exception happened after the dot was written.
         """
-        if isinstance(self._fault, OutOfTurn) or self._replies or self._buffer:
+        if isinstance(self._fault, OutOfTurn) or self._buffer:  # a stray, whole or begun
             self.close()
             raise ClosedBeforeDot(OUT_OF_TURN)
         if self._transport.is_closing():
