@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import uvicorn
 from click.testing import CliRunner, Result
 
+from digest.email.message import Envelope
 from digest.web.server import server
 
 if TYPE_CHECKING:
@@ -41,6 +42,20 @@ AS_OF = "2026-11-28"
 """The --as-of of the CLI tests: the sample articles' week ends here."""
 # The link-signing key every test send uses (a test fixture, not a secret).
 TEST_SECRET = "test-only-link-key-" + "0123456789abcdef" * 2
+
+
+SENDER = "digest@example.org"
+
+
+def envelope(n: int) -> Envelope:
+    """A small message from SENDER to reader<n>@example.org, for transport-level tests."""
+    data = (f"From: {SENDER}\r\nTo: reader{n}@example.org\r\nMessage-ID: <{n}@example.org>\r\n"
+            f"Subject: Weekly\r\n\r\nHello, reader {n}.\r\n").encode()
+    return Envelope(SENDER, f"reader{n}@example.org", f"<{n}@example.org>", data)
+
+
+async def no_mark() -> None:
+    """A ``before_data`` for tests without a journal: the mark is there at once."""
 
 
 def digest_env(**extra: str) -> dict[str, str]:

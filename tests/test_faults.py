@@ -19,13 +19,11 @@ from digest.cli.main import cli
 from digest.delivery.sender import Job, Sender, SendOptions, Tally, TokenBucket
 from digest.delivery.smtp import SmtpConfig, SmtpTransport
 from digest.delivery.transport import Delivery
-from digest.email.message import Envelope
 from digest.state.store import open_store
-from tests.helpers import AS_OF, TESTS, journal, send
+from tests.helpers import AS_OF, TESTS, envelope, journal, no_mark, send
 from tests.smtpd import FaultyServer, server_tls_context
 
 FIXTURES = TESTS / "fixtures" / "send"
-SENDER = "digest@example.org"
 GARBAGE = ("hello there", "2x0 ok")
 
 
@@ -40,16 +38,6 @@ def smtp_server(request: pytest.FixtureRequest) -> Iterator[FaultyServer]:
         yield server
 
 
-def envelope(n: int) -> Envelope:
-    data = (f"From: {SENDER}\r\nTo: reader{n}@example.org\r\nMessage-ID: <{n}@example.org>\r\n"
-            f"Subject: Weekly\r\n\r\nHello, reader {n}.\r\n").encode()
-    return Envelope(SENDER, f"reader{n}@example.org", f"<{n}@example.org>", data)
-
-
-async def _nothing() -> None:
-    return None
-
-
 def deliver(server: FaultyServer, count: int, *, timeout: float = 5.0,
             before_each: Callable[[int], None] = lambda n: None) -> list[Delivery]:
     """Deliver envelope(1..count) in turn over one reused SmtpConnection."""
@@ -61,7 +49,7 @@ def deliver(server: FaultyServer, count: int, *, timeout: float = 5.0,
         try:
             for n in range(1, count + 1):
                 before_each(n)
-                results.append(await connection.deliver(envelope(n), _nothing))
+                results.append(await connection.deliver(envelope(n), no_mark))
         finally:
             await connection.close()
         return results

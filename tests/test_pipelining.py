@@ -18,21 +18,10 @@ import pytest
 
 from digest.delivery.smtp import SmtpConfig, SmtpConnection, SmtpTransport
 from digest.delivery.transport import Delivery
-from digest.email.message import Envelope
 from digest.errors import DigestError
+from tests.helpers import envelope, no_mark
 
-SENDER = "digest@example.org"
 Script = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
-
-
-def envelope(n: int) -> Envelope:
-    data = (f"From: {SENDER}\r\nTo: reader{n}@example.org\r\nMessage-ID: <{n}@example.org>\r\n"
-            f"Subject: Weekly\r\n\r\nHello, reader {n}.\r\n").encode()
-    return Envelope(SENDER, f"reader{n}@example.org", f"<{n}@example.org>", data)
-
-
-async def _nothing() -> None:
-    return None
 
 
 async def lines(reader: asyncio.StreamReader, count: int) -> list[bytes]:
@@ -98,7 +87,7 @@ def run(script: Script, count: int, *, pipelining: bool = True,
         async with scripted:
             connection = scripted.connection(timeout)
             try:
-                return [await connection.deliver(envelope(n), _nothing)
+                return [await connection.deliver(envelope(n), no_mark)
                         for n in range(1, count + 1)]
             finally:
                 await connection.close()
