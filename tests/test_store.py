@@ -492,17 +492,41 @@ def test_a_postgresql_claim_does_not_step_over_the_rows_already_claimed(
         for _ in range(19):
             assert len(journal.claim("c1", "a", 100, 60, at(0))) == 100
         db = journal._db  # type: ignore[attr-defined]
-        count = ("SELECT pg_stat_get_xact_tuples_returned('deliveries_todo'::regclass),"
-                 " pg_stat_get_xact_tuples_returned('deliveries_status'::regclass)")
+        # Rows read by a sequential scan of the table, and entries read from each index.
+        count = ("SELECT c.relname, pg_stat_get_xact_tuples_returned(c.oid) FROM pg_class c"
+                 " WHERE c.oid='deliveries'::regclass OR c.oid IN (SELECT indexrelid"
+                 " FROM pg_index WHERE indrelid='deliveries'::regclass)")
         db.execute("BEGIN")  # no statistics are flushed, and so reset, inside it
         try:
-            todo, status = db.execute(count).fetchone()
+            before = dict(db.execute(count).fetchall())
             assert len(journal.claim("c1", "a", 100, 60, at(0))) == 100
-            todo_after, status_after = db.execute(count).fetchone()
+            after = dict(db.execute(count).fetchall())
         finally:
             db.execute("ROLLBACK")
-        assert todo_after - todo <= 101  # the rows taken, and the one that ends the page
-        assert status_after - status == 0
+        read = {name: after[name] - before[name] for name in after if after[name] - before[name]}
+        # The rows taken (and the one that ends the page), then each taken row by key.
+        assert set(read) <= {"deliveries_todo", "deliveries_pkey"}, read
+        assert all(entries <= 101 for entries in read.values()), read
+
+
+def test_recipients_that_no_one_holds_send_a_waiting_sender_back_to_claim(store: Store) -> None:
+    """A sender that stopped gives its claims up; a reclaim leaves a dead sender's rows
+    in flight unclaimed and ambiguous. A sender out of work must take them, not end."""
+    journal = store.journal
+    people = owed(journal, 4)
+    journal.claim("c1", "a", 4, 60, at(0))
+    assert journal.held("c1", "b", at(1)) == pytest.approx(59)
+    journal.release("c1", "a")  # a stopped before sending anyone
+    assert journal.held("c1", "b", at(1)) == 0
+    journal.claim("c1", "b", 4, 60, at(1))
+    journal.apply("c1", [Update(people[0], "inflight"),
+                         *(Update(e, "sent", 250, "ok") for e in people[1:])])
+    assert journal.held("c1", "c", at(2)) == pytest.approx(59)
+    assert journal.reclaim("c1", at(62)) == 1  # b died with people[0] in flight
+    assert journal.held("c1", "c", at(62)) == 0
+    assert [p.email for p in journal.claim("c1", "c", 4, 60, at(62))] == [people[0]]
+    journal.apply("c1", [Update(people[0], "sent", 250, "ok")])
+    assert journal.held("c1", "c", at(63)) is None
 
 
 def test_a_page_of_addresses_gets_its_suppressions_and_choices_by_key(store: Store) -> None:

@@ -91,7 +91,8 @@ class Claims:
         self.campaign = campaign
         self.lease = options.lease
         # Small enough that senders share the work evenly, and that a dead sender's
-        # recipients wait for one lease at most; big enough to claim seldom.
+        # recipients are not held long; big enough to claim seldom. (Over PostgreSQL
+        # a survivor reaches them when its claims come back round to their keys.)
         self.batch = max(16, min(PAGE, 8 * options.concurrency))
         self.me = sender_id()
         self.recovered = 0

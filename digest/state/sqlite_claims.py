@@ -93,10 +93,14 @@ class SqliteClaims:
 
     def held(self: _Journal, campaign: str, sender_id: str, now: datetime) -> float | None:
         """Seconds until the first lease of another sender on a row it has yet to
-        send or is sending ends: 0 if one has ended (claim again now); None when
-        there is none."""
-        (until,) = self._db.execute(
-            "SELECT MIN(lease_until) FROM deliveries INDEXED BY deliveries_status"
-            f" WHERE campaign=? AND claimed_by<>? AND {_ACTIVE}",
+        send or is sending ends: 0 if one has ended, or if such a row is held by no
+        one (released by a worker that stopped, made ambiguous by a reclaim): claim
+        again now. None when there is no such row."""
+        (free, until) = self._db.execute(
+            "SELECT MAX(claimed_by IS NULL), MIN(lease_until) FROM deliveries"
+            " INDEXED BY deliveries_status WHERE campaign=?"
+            f" AND (claimed_by IS NULL OR claimed_by<>?) AND {_ACTIVE}",
             (campaign, sender_id)).fetchone()
-        return None if until is None else max(0.0, float(until) - now.timestamp())
+        if free is None:
+            return None
+        return 0.0 if free else max(0.0, float(until) - now.timestamp())

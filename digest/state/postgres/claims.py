@@ -104,11 +104,14 @@ class PostgresClaims:
 
     def held(self: _Journal, campaign: str, sender_id: str, now: datetime) -> float | None:
         """Seconds until the first lease of another sender on a row it has yet to
-        send or is sending ends: 0 if one has ended (claim again now); None when
-        there is none."""
+        send or is sending ends: 0 if one has ended, or if such a row is held by no
+        one (released by a sender that stopped, made ambiguous by a reclaim): claim
+        again now. None when there is no such row."""
         row = self._db.execute(
-            "SELECT EXTRACT(EPOCH FROM MIN(lease_until) - %s) FROM deliveries"
-            " WHERE campaign=%s AND claimed_by<>%s AND"
-            " (status IN ('inflight', 'pending') OR (status='ambiguous' AND resends=0))",
+            "SELECT bool_or(claimed_by IS NULL), EXTRACT(EPOCH FROM MIN(lease_until) - %s)"
+            " FROM deliveries WHERE campaign=%s AND (claimed_by IS NULL OR claimed_by<>%s)"
+            " AND (status IN ('inflight', 'pending') OR (status='ambiguous' AND resends=0))",
             (now, campaign, sender_id)).fetchone()
-        return None if row is None or row[0] is None else max(0.0, float(str(row[0])))
+        if row is None or row[0] is None:
+            return None
+        return 0.0 if row[0] else max(0.0, float(str(row[1])))

@@ -145,13 +145,16 @@ class PostgresJournal(PostgresClaims):
         per campaign: the planner may answer by reading every row of the campaign."""
         if campaign in self._rids_given:
             return
-        self._rids_given.add(campaign)
         keys = self._db.execute("SELECT key FROM deliveries WHERE campaign=%s AND rid IS NULL",
                                 (campaign,)).fetchall()
         if keys:
+            # Another sender may be giving them ids at the same instant: the first id
+            # given is the one in the mail, so it is never overwritten.
             with self._transaction() as db, db.cursor() as cursor:
-                cursor.executemany("UPDATE deliveries SET rid=%s WHERE campaign=%s AND key=%s",
+                cursor.executemany("UPDATE deliveries SET rid=%s WHERE campaign=%s AND key=%s"
+                                   " AND rid IS NULL",
                                    [(new_rid(), campaign, key) for (key,) in keys])
+        self._rids_given.add(campaign)
 
     def reader(self, rid: str) -> Reader | None:
         row = self._db.execute("SELECT rid, campaign, email, name, tags FROM deliveries"
