@@ -145,7 +145,8 @@ class Claims:
     def wait(self) -> bool:
         """Out of work: wait while another sender's live lease holds recipients not
         yet sent; True when there may be more to claim. A lease that ended since
-        this sender's last claim counts too: a dead sender's recipients would
+        this sender's last claim counts too, as do recipients no one holds (given
+        up by a sender that stopped, or reclaimed from a dead one): they would
         otherwise be left for the next run."""
         while not self._stopping:
             left = self.store.journal.held(self.campaign, self.me, datetime.now(UTC))
