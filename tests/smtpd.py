@@ -301,14 +301,16 @@ class FaultyServer:
         """Read a whole message to `address` (None: any), record it, close without reply."""
         self._add(Fault("dot", "drop", times, address=address))
 
-    def delay_data(self, seconds: float, times: int = 1) -> None:
+    def delay_data(self, seconds: float, times: int = 1, after: int = 0) -> None:
         """Record the message at the final dot, sleep `seconds`, then reply 250 as usual.
 
-        If the client gives up during the sleep, the message stays recorded.
+        The first `after` messages pass untouched. If the client gives up during the sleep,
+        the message stays recorded. A long delay holds a connection: a test that must
+        kill a sender mid-run holds all of them, so the sender cannot finish first.
         """
-        if seconds < 0:
-            raise ValueError(f"seconds must not be negative, got {seconds}")
-        self._add(Fault("dot", "delay", times, seconds=seconds))
+        if seconds < 0 or after < 0:
+            raise ValueError(f"seconds and after must not be negative, got {seconds}, {after}")
+        self._add(Fault("dot", "delay", times, seconds=seconds, after=after))
 
     def throttle(self, code: int = 421, times: int = 1) -> None:
         """Reply `code` (421 or 454, typically) to MAIL FROM; 421 also closes the connection."""
@@ -357,6 +359,9 @@ class FaultyServer:
                     _same_address(fault.address, a) for a in addresses
                 ):
                     continue
+                if fault.after:
+                    fault.after -= 1
+                    return None
                 fault.remaining -= 1
                 if fault.remaining == 0:
                     self._faults.remove(fault)

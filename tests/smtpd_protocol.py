@@ -36,7 +36,8 @@ Action = Literal["reply", "drop", "reset", "delay", "garbage"]
 
 @dataclass
 class Fault:
-    """One scripted fault: at `point`, do `action` for the next `remaining` matches."""
+    """One scripted fault: at `point`, let `after` matches pass untouched, then do `action`
+    for the next `remaining` matches."""
 
     point: Point
     action: Action
@@ -45,6 +46,7 @@ class Fault:
     code: int = 0
     text: str = ""
     seconds: float = 0.0
+    after: int = 0
 
     def reply(self) -> str:
         return self.text if self.action == "garbage" else f"{self.code} {self.text}"

@@ -235,18 +235,21 @@ def test_killed_on_sunday_night_and_rerun_on_monday_finishes_last_weeks_issue(
 ) -> None:
     emails = write_list(newsroom / "subscribers.csv", 200, width=4)
     with (newsroom / "digest.toml").open("a") as config:
-        config.write("rate = 300\nconcurrency = 4\n")
-    # Its own process group, so one SIGKILL reaches the sender under bash and faketime.
+        config.write("concurrency = 4\n")
+    # After 60 messages the server holds one on each connection, so the kill lands mid-run.
+    smtp_server.delay_data(120, times=4, after=60)
+    # Its own session, so the kill reaches the sender under bash and faketime.
     first = subprocess.Popen(cron_command(newsroom, smtp_server, "2026-11-29 23:50:00"),
                              env=_env(), start_new_session=True)
     deadline = time.monotonic() + 60
-    while len(smtp_server.received) < 60:
+    while smtp_server.pending_faults:
         assert first.poll() is None, "the sender finished before it could be killed"
         assert time.monotonic() < deadline, "the sender made no progress"
         time.sleep(0.002)
     kill_under_faketime(first)
     uncertain = in_flight(newsroom)
     assert len(uncertain) <= 4
+    assert len(smtp_server.received) == 64
 
     code, log = cron(newsroom, smtp_server, "2026-11-30 00:10:00")
     assert code == 0, log

@@ -295,6 +295,18 @@ def test_delay_data_shorter_than_the_timeout_succeeds(smtp_server: FaultyServer)
     assert len(smtp_server.received) == 1
 
 
+def test_delay_data_after_lets_the_first_messages_through(smtp_server: FaultyServer) -> None:
+    smtp_server.delay_data(1.0, after=2)
+    with connect(smtp_server, timeout=0.2) as client:
+        client.sendmail(SENDER, [ALICE], message("<one@x>"))
+        client.sendmail(SENDER, [ALICE], message("<two@x>"))
+        assert smtp_server.pending_faults == 1
+        with pytest.raises(smtplib.SMTPServerDisconnected, match="timed out"):
+            client.sendmail(SENDER, [ALICE], message("<three@x>"))
+    assert [r.message_id for r in smtp_server.received] == ["<one@x>", "<two@x>", "<three@x>"]
+    assert smtp_server.pending_faults == 0
+
+
 def test_throttle_421_refuses_and_closes(smtp_server: FaultyServer) -> None:
     smtp_server.throttle(421)
     with connect(smtp_server) as client:
@@ -364,6 +376,8 @@ def test_scripting_rejects_nonsense(smtp_server: FaultyServer) -> None:
         smtp_server.disconnect_after_dot(times=0)
     with pytest.raises(ValueError):
         smtp_server.delay_data(-1)
+    with pytest.raises(ValueError):
+        smtp_server.delay_data(1, after=-1)
     with pytest.raises(ValueError):
         smtp_server.garbage_reply("quit")  # type: ignore[arg-type]
     assert smtp_server.pending_faults == 0
