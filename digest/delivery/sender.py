@@ -74,8 +74,10 @@ class Tally:
 
 
 class TokenBucket:
-    """At most ``rate`` acquisitions a second on average, in bursts of up to one
-    second's worth. ``None`` means no limit.
+    """At most ``rate`` acquisitions a second. ``None`` means no limit.
+
+    It starts with one token, so the first second of a send stays within the cap
+    too; a pause (waiting on a slow server) saves up at most one second's worth.
 
     Throttling replies (421, 454) cut the rate in half; each success after that
     wins back 5%, up to the configured cap (AIMD-like, so a busy server sees
@@ -87,7 +89,7 @@ class TokenBucket:
     def __init__(self, rate: float | None) -> None:
         self.cap = rate
         self.rate = rate
-        self._tokens = rate or 0.0
+        self._tokens = 1.0 if rate else 0.0
         self._stamp = time.monotonic()
 
     async def acquire(self) -> None:
