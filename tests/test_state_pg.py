@@ -10,7 +10,8 @@ import email
 import email.policy
 import socket
 import sqlite3
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from contextlib import closing
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from bench.pgcluster import Cluster
 from digest.errors import DigestError
 from digest.state.records import CampaignRecord, Entry, Update
 from digest.state.store import open_store
-from tests.helpers import AS_OF, run
+from tests.helpers import AS_OF, run, wait_for
 from tests.postgres import PG_PASSWORD, PG_PASSWORD_ROLE
 
 QUEUED = "2026-11-28T09:00:00+00:00"
@@ -278,3 +279,42 @@ def test_a_connection_cut_under_a_read_is_one_line(postgres_url: str,
             assert str(caught.value).startswith("the PostgreSQL state could not be read (")
             assert str(caught.value).endswith("check that the server is up and reachable, "
                                               "then run again")
+
+
+def test_marks_that_lose_a_deadlock_are_written_again(postgres_url: str) -> None:
+    """Marks lock their rows in one order; a lease renewal read through a bitmap, or
+    another sender's look at the suppression list, may lock them in another. The
+    server breaks the cycle by failing one statement; the marks run again."""
+    first, second = "ann@example.org", "bo@example.org"  # the marks lock ann, then bo
+    with closing(open_store(postgres_url)) as store:
+        store.journal.add("c1", [Entry(e, "", "", f"<{e}>", "pending", None)
+                                 for e in (first, second)], queued_at=QUEUED)
+        with (psycopg.connect(postgres_url) as other,
+              psycopg.connect(postgres_url, autocommit=True) as look):
+            other.execute("SET deadlock_timeout = '60s'")  # so the marks are the ones failed
+            other.execute("UPDATE deliveries SET attempts=7 WHERE key=%s", (second,))
+            failed: list[BaseException] = []
+            marks = threading.Thread(target=_catching(failed, lambda: store.journal.apply(
+                "c1", [Update(first, "inflight"), Update(second, "inflight")])))
+            marks.start()
+            wait_for("the marks to wait on the other's row", lambda: look.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type='Lock'"
+                " AND datname=current_database()").fetchone() == (1,))
+            with pytest.raises(psycopg.errors.LockNotAvailable):  # they hold the first row
+                look.execute("SELECT 1 FROM deliveries WHERE key=%s FOR UPDATE NOWAIT", (first,))
+            # The cycle: this waits on the marks, which wait on this.
+            other.execute("UPDATE deliveries SET attempts=7 WHERE key=%s", (first,))
+            other.commit()
+            marks.join(timeout=30)
+        assert failed == []
+        assert {r.email: (r.status, r.attempts) for r in store.journal.rows("c1")} == {
+            first: ("inflight", 7), second: ("inflight", 7)}
+
+
+def _catching(failed: list[BaseException], call: Callable[[], object]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # the test asserts there is none
+            failed.append(exc)
+    return run

@@ -16,7 +16,7 @@ from datetime import datetime, timedelta
 from typing import Protocol
 
 from digest.model import address_key
-from digest.state.postgres.guard import guarded
+from digest.state.postgres.guard import again_on_deadlock, guarded
 from digest.state.postgres.schema import Connection
 from digest.state.records import EXPIRED_IN_FLIGHT, TO_DO, Pending
 from digest.state.records import now_stamp as _now
@@ -60,6 +60,7 @@ class PostgresClaims:
         return [Pending(str(email), str(name), str(tags), status == "ambiguous", str(rid))
                 for _, email, name, tags, status, rid in rows]
 
+    @again_on_deadlock
     def _claim(self: _Journal, campaign: str, sender_id: str, n: int, lease_s: float, now: datetime,
                after: str) -> list[tuple[object, ...]]:
         with self._transaction() as db:
@@ -71,6 +72,7 @@ class PostgresClaims:
                 (sender_id, now + timedelta(seconds=lease_s), campaign, after, now, n)
             ).fetchall()
 
+    @again_on_deadlock
     def renew(self: _Journal, campaign: str, sender_id: str, emails: Sequence[str], lease_s: float,
               now: datetime) -> int:
         """Extend this sender's leases on ``emails``; rows it no longer holds are left alone."""
@@ -81,6 +83,7 @@ class PostgresClaims:
                                      [address_key(e) for e in emails]))
         return cursor.rowcount
 
+    @again_on_deadlock
     def reclaim(self: _Journal, campaign: str, now: datetime) -> int:
         """Rows left in flight by a sender whose lease expired (or that held none)
         become ambiguous, to be sent once more with the same Message-ID; a live
@@ -93,6 +96,7 @@ class PostgresClaims:
                 (EXPIRED_IN_FLIGHT, _now(), campaign, now))
         return cursor.rowcount
 
+    @again_on_deadlock
     def release(self: _Journal, campaign: str, sender_id: str | None) -> int:
         """Give up this sender's claims (``None``: everyone's) on rows not in flight."""
         with self._transaction() as db:

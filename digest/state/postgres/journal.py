@@ -17,7 +17,7 @@ import psycopg
 from digest.errors import DigestError
 from digest.model import address_key
 from digest.state.postgres.claims import PostgresClaims
-from digest.state.postgres.guard import guarded
+from digest.state.postgres.guard import again_on_deadlock, guarded
 from digest.state.postgres.schema import Connection
 from digest.state.records import (
     STATUSES,
@@ -97,6 +97,7 @@ class PostgresJournal(PostgresClaims):
         self._insert(campaign, batch)
         return offered
 
+    @again_on_deadlock
     def _insert(self, campaign: str, batch: dict[str, list[object]]) -> None:
         """Two statements per batch (the columns as arrays), a person at most once in it.
 
@@ -140,6 +141,7 @@ class PostgresJournal(PostgresClaims):
                 yield Pending(str(email), str(name), str(tags), status == "ambiguous", str(rid))
             last = str(rows[-1][0])
 
+    @again_on_deadlock
     def _give_rids(self, campaign: str) -> None:
         """Rows copied from a journal older than recipient ids get theirs now, once
         per campaign: the planner may answer by reading every row of the campaign."""
@@ -206,6 +208,7 @@ class PostgresJournal(PostgresClaims):
         return self._count("SELECT COUNT(*) FROM deliveries WHERE campaign=%s"
                            f" AND ({TO_DO} OR status='inflight')", campaign)
 
+    @again_on_deadlock
     def expire(self, campaign: str, queued_before: str, reason: str) -> int:
         with self._transaction() as db:
             cursor = db.execute(
@@ -221,6 +224,7 @@ class PostgresJournal(PostgresClaims):
                 " AND closed_at IS NULL", (at, reason, campaign))
         return cursor.rowcount == 1
 
+    @again_on_deadlock
     def recover(self, campaign: str) -> int:
         with self._transaction() as db:
             cursor = db.execute(
@@ -229,6 +233,7 @@ class PostgresJournal(PostgresClaims):
                 ("interrupted while in flight", _now(), campaign))
         return cursor.rowcount
 
+    @again_on_deadlock
     def apply(self, campaign: str, updates: Sequence[Update]) -> None:
         """Commit several status changes as one statement, so one round trip. A
         result clears the row's claim; in flight, or deferred to a later try, it
@@ -270,6 +275,7 @@ class PostgresJournal(PostgresClaims):
             (campaign,)).fetchall()
         return {str(status): int(str(count)) for status, count in rows}
 
+    @again_on_deadlock
     def suppress(self, campaign: str, since: str | None) -> int:
         """Mark suppressed everyone still owed this issue whom the suppression list
         names (only entries added at or after ``since``, when given).
