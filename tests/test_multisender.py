@@ -178,3 +178,28 @@ def test_a_lease_that_ends_after_the_last_claim_is_still_taken_over(
         time.sleep(0.3)  # which ends now
         assert claims.wait()
         assert sorted(p.email for p in claims.pending()) == people
+
+
+def test_a_sender_whose_clock_runs_ahead_leaves_a_live_senders_leases_alone(
+    tmp_path: Path, smtp_server: FaultyServer, postgres_url: str,
+) -> None:
+    """Leases end by the database server's clock. A machine whose clock is ten minutes
+    fast would otherwise find every lease of a live sender ended, take its recipients
+    in flight as ambiguous, and send them a second copy."""
+    recipients = 600
+    emails = write_list(tmp_path / "many.csv", recipients, local="k", width=4)
+    smtp_server.delay_data(0.004, times=recipients)
+    env = digest_env()
+    right = subprocess.Popen(command(smtp_server, postgres_url, "right.json"), cwd=tmp_path,
+                             env=env)
+    wait_for("the first sender's claims", lambda: len(holders(postgres_url)) >= 1, right)
+    ahead = subprocess.Popen(["faketime", "-f", "+10m",
+                              *command(smtp_server, postgres_url, "ahead.json")],
+                             cwd=tmp_path, env=env)
+    assert [right.wait(timeout=120), ahead.wait(timeout=120)] == [0, 0]
+    sent = copies(smtp_server)
+    assert set(sent) == set(emails)
+    assert [email for email, ids in sent.items() if len(ids) > 1] == []
+    reports = [json.loads((tmp_path / f"{n}.json").read_text()) for n in ("right", "ahead")]
+    assert [r["resent_after_crash"] for r in reports] == [0, 0]
+    assert all(r["sent_this_run"] > 0 for r in reports)  # both sent: they shared the list

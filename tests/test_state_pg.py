@@ -10,9 +10,12 @@ import email
 import email.policy
 import socket
 import sqlite3
+import subprocess
+import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import closing
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -20,9 +23,9 @@ import pytest
 
 from bench.pgcluster import Cluster
 from digest.errors import DigestError
-from digest.state.records import CampaignRecord, Entry, Update
+from digest.state.records import CampaignRecord, Entry, Update, stamp
 from digest.state.store import open_store
-from tests.helpers import AS_OF, run, wait_for
+from tests.helpers import AS_OF, digest_env, run, wait_for
 from tests.postgres import PG_PASSWORD, PG_PASSWORD_ROLE
 
 QUEUED = "2026-11-28T09:00:00+00:00"
@@ -318,3 +321,37 @@ def _catching(failed: list[BaseException], call: Callable[[], object]) -> Callab
         except BaseException as exc:  # the test asserts there is none
             failed.append(exc)
     return run
+
+
+def _on_a_machine_off_by(offset: str, code: str, url: str) -> str:
+    """What ``code`` prints, run with ``url`` as sys.argv[1] under a clock off by ``offset``."""
+    done = subprocess.run(["faketime", "-f", offset, sys.executable, "-c", code, url],
+                          capture_output=True, text=True, env=digest_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def test_the_clock_of_a_postgresql_state_is_the_servers(postgres_url: str) -> None:
+    """On a machine whose clock is two hours fast, the state's clock still reads the
+    server's: it is what every sender's leases and unsubscribe stamps are read by."""
+    shown = _on_a_machine_off_by("+2h", (
+        "import sys; from datetime import UTC, datetime; from digest.state.store import "
+        "open_store; print(open_store(sys.argv[1]).clock().isoformat(), "
+        "datetime.now(UTC).isoformat())"), postgres_url)
+    state, machine = map(datetime.fromisoformat, shown.split())
+    now = datetime.now(UTC)
+    assert abs(machine - now - timedelta(hours=2)) < timedelta(seconds=30)  # it is fast
+    assert abs(state - now) < timedelta(seconds=30)
+
+
+def test_an_unsubscribe_stamped_on_a_slow_machine_is_still_new_to_the_senders(
+    postgres_url: str,
+) -> None:
+    """`digest serve` on a machine ten minutes slow: its unsubscribe must still count as
+    added since a sender's last look, or it would miss the rest of the run."""
+    with closing(open_store(postgres_url)) as store:
+        looked = stamp(store.clock())
+        _on_a_machine_off_by("-10m", (
+            "import sys; from digest.state.store import open_store; open_store(sys.argv[1])"
+            ".suppressions.add([('late@example.org', 'unsubscribed', 'web')])"), postgres_url)
+        assert store.suppressions.added_since(looked) == [("late@example.org", "unsubscribed")]

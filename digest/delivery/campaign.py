@@ -24,7 +24,7 @@ import itertools
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Protocol
 
 from digest.audience.subscribers import ListRow, iter_subscribers
@@ -40,7 +40,7 @@ from digest.email.message import message_id
 from digest.email.variants import Variants
 from digest.errors import ConfigError, DigestError, TooManyConnectionErrors
 from digest.model import StateLocation, Subscriber
-from digest.state.records import Entry, Pending, now_stamp, stamp
+from digest.state.records import Entry, Pending, stamp
 from digest.state.store import LOOKUP_PAGE, Store, SuppressionStore, open_store
 
 REPORTED_SKIPS = 100
@@ -141,7 +141,7 @@ def send(
                 variants = variants_for(plan, request, now)
             entries = journal_entries(rows, variants, suppressions, store.preferences, warn)
             journal.add(plan.campaign, entries, queued_at=stamp(now))
-            mark = now_stamp()  # the unsubscribes from here on reach the senders per batch
+            mark = stamp(store.clock())  # unsubscribes from here on reach the senders per batch
             recovered = _recover(store, plan.campaign)
             store.apply_suppressions(plan.campaign)
             todo = journal.count_todo(plan.campaign)
@@ -207,7 +207,7 @@ def _recover(store: Store, campaign: str) -> int:
     state, only those whose sender's lease has ended."""
     journal = store.journal
     if store.shared:
-        return journal.reclaim(campaign, datetime.now(UTC))
+        return journal.reclaim(campaign, store.clock())
     recovered = journal.recover(campaign)
     journal.release(campaign, None)
     return recovered
@@ -243,11 +243,11 @@ def _todo(store: Store, campaign: str) -> Iterator[Pending]:
     """Each recipient still owed the issue, for a lone sender. Before each page
     of them, the unsubscribes made since the last look (on the web, say) are
     applied, so they stop mail to anyone not yet sent within one page."""
-    mark = now_stamp()
+    mark = stamp(store.clock())
     for index, pending in enumerate(store.journal.todo(campaign, chunk=PAGE), start=1):
         yield pending
         if index % PAGE == 0:  # the journal reads its next page after this
-            looked, mark = mark, now_stamp()
+            looked, mark = mark, stamp(store.clock())
             store.apply_suppressions(campaign, since=looked)
 
 

@@ -24,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from digest.delivery.issues import IssuePlan
 from digest.delivery.request import SendRequest
@@ -33,7 +33,7 @@ from digest.email.variants import Variants
 from digest.email.wrap import Wrapper, wrap
 from digest.errors import DigestError, TooManyConnectionErrors
 from digest.model import Subscriber
-from digest.state.records import Pending, Update, now_stamp
+from digest.state.records import Pending, Update, stamp
 from digest.state.store import Store
 
 PAGE = 256  # recipients between two looks at the suppression list, at most per claim
@@ -108,9 +108,9 @@ class Claims:
     def pending(self) -> Iterator[Pending]:
         journal = self.store.journal
         while not self._stopping:
-            looked, self._mark = self._mark, now_stamp()
+            looked, self._mark = self._mark, stamp(self.store.clock())
             self.store.apply_suppressions(self.campaign, since=looked)
-            now = datetime.now(UTC)
+            now = self.store.clock()  # the state's: the other senders' leases are read by it
             self.recovered += journal.reclaim(self.campaign, now)
             batch = journal.claim(self.campaign, self.me, self.batch, self.lease, now)
             if not batch:
@@ -140,7 +140,7 @@ class Claims:
         # A journal failing here fails the sender's next mark too, which stops the run.
         with contextlib.suppress(DigestError):
             self.store.journal.renew(self.campaign, self.me, held, self.lease,
-                                     datetime.now(UTC))
+                                     self.store.clock())
 
     def wait(self) -> bool:
         """Out of work: wait while another sender's live lease holds recipients not
@@ -149,7 +149,7 @@ class Claims:
         up by a sender that stopped, or reclaimed from a dead one): they would
         otherwise be left for the next run."""
         while not self._stopping:
-            left = self.store.journal.held(self.campaign, self.me, datetime.now(UTC))
+            left = self.store.journal.held(self.campaign, self.me, self.store.clock())
             if left is None:
                 return False
             pause = min(max(left, 0.05), _POLL, self.lease / 2)

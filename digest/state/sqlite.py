@@ -10,6 +10,7 @@ chunks, as another backend would.
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 from digest.state.bounces import SqliteBounces
@@ -77,6 +78,9 @@ class SqliteStore:
 
     def send_lock(self) -> StateLock:
         return self.lock()
+
+    def clock(self) -> datetime:
+        return datetime.now(UTC)  # one machine: its own clock is everyone's
 
     def apply_suppressions(self, campaign: str, since: str | None = None) -> int:
         if self._suppressions is None and not (self.location / SUPPRESSIONS).is_file():

@@ -216,6 +216,12 @@ class Store(Protocol):
         where the state is ``shared``, a lock any number of sends hold at once, which
         still keeps out (and is kept out by) ``lock()``."""
 
+    def clock(self) -> datetime:
+        """Now, by the clock this state's leases and suppression stamps are read
+        against: this machine's for a state folder; the database server's for
+        PostgreSQL, so that senders on machines whose clocks disagree still agree
+        on when a lease ends and on which unsubscribes are new."""
+
     def apply_suppressions(self, campaign: str, since: str | None = None) -> int:
         """Mark suppressed everyone still owed the issue whom the suppression list
         names, whether or not a list still has them; return how many. With

@@ -4,8 +4,9 @@ bounce records, with the same answers as their SQLite counterparts
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 
 import psycopg
 
@@ -13,7 +14,7 @@ from digest.errors import DigestError
 from digest.model import address_key
 from digest.state.postgres.guard import guarded
 from digest.state.postgres.schema import Connection
-from digest.state.records import Suppression, joined_tags, now_stamp
+from digest.state.records import Suppression, joined_tags, stamp
 
 _PAGE = 10_000
 
@@ -32,16 +33,19 @@ def _writing(db: Connection, what: str, shown: str) -> Iterator[Connection]:
 
 @guarded
 class PostgresSuppressions:
-    """Addresses never to be mailed, keyed by ``address_key``."""
+    """Addresses never to be mailed, keyed by ``address_key``. Each entry is stamped
+    by ``clock``, the state's (``PostgresStore.clock``): the senders that look for
+    entries added since their last look read the same clock."""
 
-    def __init__(self, db: Connection, shown: str) -> None:
+    def __init__(self, db: Connection, shown: str, clock: Callable[[], datetime]) -> None:
         self._db = db
         self._shown = shown
+        self._clock = clock
 
     def add(self, entries: Iterable[tuple[str, str, str]]) -> int:
         """Add (email, reason, source); an address listed already keeps its first
         reason. Returns how many were new."""
-        now = now_stamp()
+        now = stamp(self._clock())
         added = 0
         with _writing(self._db, "suppression list", self._shown) as db:
             for email, reason, source in entries:
