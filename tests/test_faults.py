@@ -300,21 +300,33 @@ def test_an_uncapped_bucket_halves_what_was_achieved_and_frees_itself_again() ->
 def test_the_bucket_spaces_acquisitions_at_its_rate() -> None:
     rate = 20.0
 
-    async def acquire_all() -> list[float]:
+    async def acquire_all() -> tuple[float, list[float]]:
         bucket = TokenBucket(rate)
-        stamps = []
+        started, stamps = time.monotonic(), []
         for _ in range(23):
             await bucket.acquire()
             stamps.append(time.monotonic())
-        return stamps
+        return started, stamps
 
-    started = time.monotonic()
-    stamps = asyncio.run(acquire_all())
+    started, stamps = asyncio.run(acquire_all())
     # The first at once, not a second's worth: each later one is due 1/rate after the one
     # before, so no second of the send goes over the cap.
     assert stamps[0] - started < 1 / rate
     for later, stamp in enumerate(stamps[1:], start=1):
         assert stamp - started >= later / rate - 1e-6
+
+
+def test_a_rate_below_one_a_second_still_hands_out_tokens() -> None:
+    # As each of four workers gets with --rate 3: a bucket capped at its rate would
+    # never hold a whole token, and the send would wait forever.
+    async def two() -> float:
+        bucket = TokenBucket(0.8)
+        await asyncio.wait_for(bucket.acquire(), 1)
+        started = time.monotonic()
+        await asyncio.wait_for(bucket.acquire(), 5)
+        return time.monotonic() - started
+
+    assert asyncio.run(two()) >= 1 / 0.8 - 0.01
 
 
 def test_421_and_454_lower_the_rate_of_a_send(smtp_server: FaultyServer, tmp_path: Path) -> None:

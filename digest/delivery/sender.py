@@ -95,7 +95,7 @@ class TokenBucket:
     async def acquire(self) -> None:
         while self.rate is not None:
             now = time.monotonic()
-            self._tokens = min(self.rate, self._tokens + (now - self._stamp) * self.rate)
+            self._tokens = min(self._room(), self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
             if self._tokens >= 1:
                 self._tokens -= 1
@@ -106,7 +106,12 @@ class TokenBucket:
         """Halve the rate; uncapped, halve what we achieved so far."""
         base = self.rate if self.rate is not None else observed
         self.rate = max(base / 2, min(self.FLOOR, self.cap or self.FLOOR))
-        self._tokens = min(self._tokens, self.rate)
+        self._tokens = min(self._tokens, self._room())
+
+    def _room(self) -> float:
+        """The most tokens saved up: a second's worth, and at least one, or a rate
+        below one a second would never have a whole token to hand out."""
+        return max(1.0, self.rate or 0.0)
 
     def speed_up(self) -> None:
         if self.rate is None:
