@@ -14,7 +14,8 @@ it is gone and the server behaves normally again. The points are: the greeting
 (`disconnect_after_354`) and the final dot (`fail_data`, `disconnect_after_dot`,
 `reset_after_dot`, `delay_data`; these share one queue, so at most one of them applies to a
 message). `garbage_reply(point)` answers any point with a line that is not "NNN text" and
-joins that point's queue.
+joins that point's queue. `delay_data(after=N)` first lets N messages through untouched; while
+it does, the faults scripted after it at the dot wait their turn.
 
 Any fault reply with code 421 closes the connection right after the reply, as RFC 5321
 section 3.8 has a server do. A reply followed by a hang-up (421s, and the 354 of

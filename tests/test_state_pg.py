@@ -309,6 +309,7 @@ def test_marks_that_lose_a_deadlock_are_written_again(postgres_url: str) -> None
             other.execute("UPDATE deliveries SET attempts=7 WHERE key=%s", (first,))
             other.commit()
             marks.join(timeout=30)
+            assert not marks.is_alive()
         assert failed == []
         assert {r.email: (r.status, r.attempts) for r in store.journal.rows("c1")} == {
             first: ("inflight", 7), second: ("inflight", 7)}

@@ -539,3 +539,20 @@ def test_a_page_of_addresses_gets_its_suppressions_and_choices_by_key(store: Sto
     assert store.preferences.chosen(page) == {"picky@example.org": ("python", "rust"),
                                               "all@example.org": ()}
     assert store.suppressions.reasons([]) == store.preferences.chosen([]) == {}
+
+
+def test_an_address_added_twice_keeps_its_first_reason_across_a_long_import(
+    store: Store,
+) -> None:
+    store.suppressions.add([("kept@example.org", "complained", "fbl")])
+    entries = (  # from a generator, longer than one statement's batch
+        (f"bulk{n:04d}@example.org" if n % 997 else "KEPT@example.org", "bounced", "import")
+        for n in range(2500))
+    assert store.suppressions.add(entries) == 2500 - 3  # 0, 997 and 1994 name kept@
+    again = [("bulk0001@example.org", "manual", "cli"), ("new@example.org", "manual", "cli"),
+             ("New@Example.org", "unsubscribed", "web")]
+    assert store.suppressions.add(again) == 1
+    assert store.suppressions.reasons(["kept@example.org", "bulk0001@example.org",
+                                       "new@example.org"]) == {
+        "kept@example.org": "complained", "bulk0001@example.org": "bounced",
+        "new@example.org": "manual"}

@@ -17,6 +17,7 @@ from digest.state.postgres.schema import Connection
 from digest.state.records import Suppression, joined_tags, stamp
 
 _PAGE = 10_000
+_BATCH = 1_000  # suppression entries a statement
 
 
 @contextmanager
@@ -29,6 +30,21 @@ def _writing(db: Connection, what: str, shown: str) -> Iterator[Connection]:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
         raise DigestError(f"{shown}: cannot update the {what} ({first}); check that the "
                           "role may write there and the server has space") from exc
+
+
+def _insert(db: Connection, batch: dict[str, tuple[str, str, str]], now: str) -> int:
+    """One statement for a batch of entries, in key order: two adds that share some
+    addresses (an import beside a send adding its list's unsubscribes) lock them
+    in the same order, so neither waits on the other in a cycle."""
+    if not batch:
+        return 0
+    keys = sorted(batch)
+    columns = [list(column) for column in zip(*(batch[key] for key in keys), strict=True)]
+    return db.execute(
+        "INSERT INTO suppressions (key, email, reason, source, created_at)"
+        " SELECT u.key, u.email, u.reason, u.source, %s FROM unnest(%s::text[], %s::text[],"
+        " %s::text[], %s::text[]) AS u(key, email, reason, source) ORDER BY u.key"
+        " ON CONFLICT DO NOTHING", (now, keys, *columns)).rowcount
 
 
 @guarded
@@ -47,13 +63,13 @@ class PostgresSuppressions:
         reason. Returns how many were new."""
         now = stamp(self._clock())
         added = 0
+        batch: dict[str, tuple[str, str, str]] = {}
         with _writing(self._db, "suppression list", self._shown) as db:
             for email, reason, source in entries:
-                cursor = db.execute(
-                    "INSERT INTO suppressions (key, email, reason, source, created_at)"
-                    " VALUES (%s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
-                    (address_key(email), email, reason, source, now))
-                added += cursor.rowcount
+                batch.setdefault(address_key(email), (email, reason, source))
+                if len(batch) >= _BATCH:
+                    added, batch = added + _insert(db, batch, now), {}
+            added += _insert(db, batch, now)
         return added
 
     def remove(self, emails: Iterable[str]) -> int:

@@ -147,8 +147,8 @@ class PostgresJournal(PostgresClaims):
         per campaign: the planner may answer by reading every row of the campaign."""
         if campaign in self._rids_given:
             return
-        keys = self._db.execute("SELECT key FROM deliveries WHERE campaign=%s AND rid IS NULL",
-                                (campaign,)).fetchall()
+        keys = self._db.execute("SELECT key FROM deliveries WHERE campaign=%s AND rid IS NULL"
+                                " ORDER BY key", (campaign,)).fetchall()
         if keys:
             # Another sender may be giving them ids at the same instant: the first id
             # given is the one in the mail, so it is never overwritten.
@@ -332,8 +332,9 @@ Folded = tuple[str, str, int, int, int, int | None, str | None]
 
 
 def _folded(updates: Sequence[Update]) -> list[Folded]:
-    """One row per recipient, in key order (as every multi-row write here, so that
-    two never deadlock). A batch may hold two updates of one recipient (a try that
+    """One row per recipient, in key order (as every multi-row write here passes its
+    rows, so that two seldom lock them in different orders; the plan may still, and
+    ``again_on_deadlock`` covers that). A batch may hold two updates of one recipient (a try that
     was deferred and the in-flight mark of the next), and one UPDATE changes a row
     once, so they are folded into what applying them in turn would leave."""
     rows: dict[str, Folded] = {}
