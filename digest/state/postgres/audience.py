@@ -34,8 +34,11 @@ def _writing(db: Connection, what: str, shown: str) -> Iterator[Connection]:
 
 def _insert(db: Connection, batch: dict[str, tuple[str, str, str]], now: str) -> int:
     """One statement for a batch of entries, in key order: two adds that share some
-    addresses (an import beside a send adding its list's unsubscribes) lock them
-    in the same order, so neither waits on the other in a cycle."""
+    addresses (an import beside a send adding its list's unsubscribes) lock the ones
+    a batch shares in the same order. Over several batches each, two large adds
+    may still lock in opposite orders; the server then fails one, with one line,
+    and its transaction leaves nothing behind. (It is not run again: its entries
+    may come from a generator, already used up.)"""
     if not batch:
         return 0
     keys = sorted(batch)

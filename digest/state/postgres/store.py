@@ -12,7 +12,8 @@ dies, as the kernel releases a state folder's flock.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+import time
+from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Self
 
@@ -60,7 +61,7 @@ class PostgresStore:
                 empty_scratch(self._db)
             if readonly:
                 self._db.execute("SET default_transaction_read_only = on")
-            self._skew = _skew(self._db)
+            self._opened_at = _server_now(self._db, location.shown)
         except BaseException:
             self._db.close()
             raise
@@ -96,7 +97,8 @@ class PostgresStore:
         return PostgresLock(self._db, self.location.shown, shared=True)
 
     def clock(self) -> datetime:
-        return datetime.now(UTC) + self._skew
+        server_at, mono_at = self._opened_at
+        return server_at + timedelta(seconds=time.monotonic() - mono_at)
 
     def apply_suppressions(self, campaign: str, since: str | None = None) -> int:
         return self.journal.suppress(campaign, since)
@@ -107,16 +109,22 @@ class PostgresStore:
         self._db.close()
 
 
-def _skew(db: Connection) -> timedelta:
-    """How far the server's clock is ahead of this machine's, read half-way through
-    one round trip. Measured once, when the store opens: what it corrects is a
-    machine's clock set wrong, not the drift of a run's few hours."""
-    before = datetime.now(UTC)
-    row = db.execute("SELECT clock_timestamp()").fetchone()
-    after = datetime.now(UTC)
-    assert row is not None
-    server: datetime = row[0]
-    return server - (before + (after - before) / 2)
+def _server_now(db: Connection, shown: str) -> tuple[datetime, float]:
+    """The server's time, and this machine's monotonic clock half-way through the
+    round trip that read it. The state's clock runs on from there by the monotonic
+    clock: a machine's clock set wrong, or stepped right by NTP mid-run, moves
+    neither. (What it leaves out, the drift between two machines' oscillators over
+    a run's few hours, is far below a lease.)"""
+    before = time.monotonic()
+    try:
+        row = db.execute("SELECT clock_timestamp()").fetchone()
+    except psycopg.Error as exc:
+        raise DigestError(f"{shown}: cannot read the server's clock ({exc}); check that the "
+                          "server is up and reachable, then run again") from exc
+    after = time.monotonic()
+    if row is None or not isinstance(row[0], datetime):
+        raise DigestError(f"{shown}: the server's clock_timestamp() gave {row!r}")
+    return row[0], before + (after - before) / 2
 
 
 class PostgresLock:
