@@ -13,10 +13,12 @@ from contextlib import closing
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from digest.errors import DigestError, LockedError
-from digest.state.records import CampaignRecord, Entry, Update
+from digest.model import address_key
+from digest.state.records import CampaignRecord, Entry, Update, stamp
 from digest.state.store import JournalStore, Store, SuppressionStore, open_store
 
 DIGEST = Path(__file__).resolve().parent.parent / "digest"
@@ -556,3 +558,29 @@ def test_an_address_added_twice_keeps_its_first_reason_across_a_long_import(
                                        "new@example.org"]) == {
         "kept@example.org": "complained", "bulk0001@example.org": "bounced",
         "new@example.org": "manual"}
+
+
+def test_an_unsubscribe_committed_after_a_look_past_its_stamp_still_reaches_the_send(
+    store: Store, location: Path | str,
+) -> None:
+    """A writer stamps its entry, then commits it; a sender may look in between, and
+    move its mark past the stamp. Its next look must still find the entry."""
+    store.journal.add("c1", [entry("slow@example.org")], queued_at=QUEUED)
+    store.suppressions.add([("first@example.org", "manual", "manual")])  # creates the list
+    looked = stamp(store.clock())
+    assert store.apply_suppressions("c1", since=looked) == 0
+    _commit_stamped(location, "slow@example.org", stamp(store.clock() - timedelta(seconds=3)))
+    assert store.apply_suppressions("c1", since=looked) == 1
+    assert [r.status for r in store.journal.rows("c1")] == ["suppressed"]
+
+
+def _commit_stamped(location: Path | str, email: str, at: str) -> None:
+    """Add an unsubscribe stamped ``at``, as a writer that stamped it then would."""
+    row = (address_key(email), email, "unsubscribed", "web", at)
+    sql = "INSERT INTO suppressions (key, email, reason, source, created_at) VALUES ({})"
+    if isinstance(location, str):
+        with psycopg.connect(location) as db:
+            db.execute(sql.format(", ".join(["%s"] * 5)), row)
+    else:
+        with closing(sqlite3.connect(location / "suppressions.sqlite3")) as db, db:
+            db.execute(sql.format(", ".join("?" * 5)), row)

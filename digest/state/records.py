@@ -7,7 +7,7 @@ same values whichever store holds them.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import NamedTuple
 
 STATUSES = ("pending", "inflight", "sent", "deferred", "failed", "ambiguous", "expired",
@@ -25,6 +25,18 @@ def stamp(moment: datetime) -> str:
 
 def now_stamp() -> str:
     return stamp(datetime.now(UTC))
+
+
+# A writer stamps its suppression entries before it commits them, so an entry can
+# turn up after a sender's look whose mark is already past its stamp. Each look
+# therefore reads this far back before its mark: the same entries twice change
+# nothing, as a row suppressed once is no longer owed the issue.
+LOOKBACK = timedelta(seconds=10)
+
+
+def looking_back(mark: str) -> str:
+    """The stamp ``LOOKBACK`` before ``mark``."""
+    return stamp(datetime.fromisoformat(mark) - LOOKBACK)
 
 
 def joined_tags(joined: object) -> tuple[str, ...]:

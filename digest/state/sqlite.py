@@ -17,6 +17,7 @@ from digest.state.bounces import SqliteBounces
 from digest.state.journal import SqliteJournal
 from digest.state.lock import StateLock
 from digest.state.preferences import SqlitePreferences
+from digest.state.records import looking_back
 from digest.state.suppressions import SqliteSuppressions
 
 JOURNAL = "journal.sqlite3"
@@ -86,7 +87,8 @@ class SqliteStore:
         if self._suppressions is None and not (self.location / SUPPRESSIONS).is_file():
             return 0  # nothing was ever suppressed here, and nothing need be created
         if since is not None:
-            return self.journal.suppress(campaign, [self.suppressions.added_since(since)])
+            added = self.suppressions.added_since(looking_back(since))
+            return self.journal.suppress(campaign, [added])
         return self.journal.suppress(campaign, self.suppressions.keyed())
 
     def close(self) -> None:

@@ -225,8 +225,9 @@ class Store(Protocol):
     def apply_suppressions(self, campaign: str, since: str | None = None) -> int:
         """Mark suppressed everyone still owed the issue whom the suppression list
         names, whether or not a list still has them; return how many. With
-        ``since`` (a stamp), only the entries added since then: a running send
-        picks up unsubscribes made while it runs."""
+        ``since`` (a stamp), only the entries added since then, and ``LOOKBACK``
+        before (records.py): a running send picks up unsubscribes made while it
+        runs, also one committed just after a look."""
 
     def close(self) -> None: ...
 

@@ -28,6 +28,7 @@ from digest.state.postgres.audience import (
 from digest.state.postgres.journal import PostgresJournal
 from digest.state.postgres.location import PostgresLocation
 from digest.state.postgres.schema import TABLES, Connection, empty_scratch, ensure
+from digest.state.records import looking_back
 
 # The advisory lock's key: one per database and schema, which is what a state is.
 _LOCK_KEY = "SELECT hashtextextended('digest send ' || current_database() || '.'" \
@@ -101,7 +102,7 @@ class PostgresStore:
         return server_at + timedelta(seconds=time.monotonic() - mono_at)
 
     def apply_suppressions(self, campaign: str, since: str | None = None) -> int:
-        return self.journal.suppress(campaign, since)
+        return self.journal.suppress(campaign, None if since is None else looking_back(since))
 
     def close(self) -> None:
         """Close the connections; closing twice is harmless."""
