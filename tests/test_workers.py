@@ -17,6 +17,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import REPO, copies, digest_env, journal, wait_for, write_list
 from tests.smtpd import FaultyServer
 
@@ -140,3 +142,47 @@ def test_workers_die_with_a_send_killed_by_sigkill_and_the_rerun_finishes(
     received = Counter(r for m in smtp_server.received for r in m.rcpt_tos)
     assert set(received) == set(emails)
     assert sum(received.values()) - len(emails) <= 4  # at most one in flight per connection
+
+
+ORPHAN = """
+import multiprocessing, os, sys, time
+from digest.delivery.workers import die_with_parent
+
+def worker(kernel):
+    die_with_parent(kernel=kernel)
+    print(os.getpid(), flush=True)
+    time.sleep(120)
+
+if __name__ == "__main__":
+    multiprocessing.get_context("spawn").Process(target=worker, args=(sys.argv[1] == "kernel",)
+                                                 ).start()
+    time.sleep(120)
+"""
+
+
+@pytest.mark.parametrize("how", ["kernel", "watch"])
+def test_a_worker_dies_with_its_parent_with_or_without_the_kernels_help(
+    tmp_path: Path, how: str,
+) -> None:
+    """On Linux the kernel's parent-death signal kills a worker whose `digest send` was
+    killed; elsewhere a thread in the worker watches for it being handed to a new parent."""
+    script = tmp_path / "orphan.py"
+    script.write_text(ORPHAN)
+    parent = subprocess.Popen([sys.executable, str(script), how], stdout=subprocess.PIPE,
+                              env=digest_env())
+    try:
+        assert parent.stdout is not None
+        worker = int(parent.stdout.readline())
+    finally:
+        parent.kill()
+        parent.wait()
+    wait_for("the worker to die", lambda: not alive(worker))
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs: not gone, and not a zombie waiting for its new parent."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except FileNotFoundError:
+        return False
+    return state != "Z"

@@ -25,6 +25,7 @@ import os
 import queue
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -45,6 +46,8 @@ from digest.state.store import open_store
 Rebuild = Callable[[], SendRequest]
 _TICK = 0.5  # seconds between two looks at whether the workers are still alive
 _PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_LINUX = sys.platform.startswith("linux")
+_WATCH = 0.2  # seconds between a worker's looks at its parent, where prctl is not offered
 Messages = Any  # a multiprocessing queue of (kind, worker index, body)
 
 
@@ -197,22 +200,33 @@ def _forwarding(processes: Sequence[BaseProcess]) -> Iterator[list[int]]:
             signal.signal(signum, handler)
 
 
-def _die_with_parent() -> None:
-    """Have the kernel kill this worker when the parent dies, as a ``kill -9`` of the
-    cron job's ``digest send`` does: a worker left running would go on sending beside
-    the rerun, which clears every claim on the folder it then holds. Linux only
-    (prctl); elsewhere a worker outlives its parent by the batch in hand at least."""
-    if not sys.platform.startswith("linux"):
-        return
-    ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+def die_with_parent(kernel: bool = _LINUX) -> None:
+    """Kill this worker when the parent dies, as a ``kill -9`` of the cron job's
+    ``digest send`` does: a worker left running would go on sending beside the
+    rerun, which clears every claim on the folder it then holds. On Linux the
+    kernel does it (prctl's parent-death signal); elsewhere a thread watches for
+    the worker being handed to another parent, within ``_WATCH``."""
     parent = multiprocessing.parent_process()
-    if parent is not None and os.getppid() != parent.pid:  # it died before we asked
+    if parent is None:
+        return
+    if kernel:
+        ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    else:
+        threading.Thread(target=_watch_parent, args=(parent.pid,), daemon=True,
+                         name="digest parent watch").start()
+    if os.getppid() != parent.pid:  # it died before we asked
         os._exit(1)
+
+
+def _watch_parent(pid: int) -> None:
+    while os.getppid() == pid:
+        time.sleep(_WATCH)
+    os.kill(os.getpid(), signal.SIGKILL)  # a crash, as the kernel's signal would be
 
 
 def work(plan: WorkerPlan, index: int, results: Messages) -> None:
     """A worker process: its share of the campaign, then one "done" message."""
-    _die_with_parent()
+    die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent forwards it as SIGTERM
 
     def tick(tally: Tally, todo: int) -> None:
