@@ -146,6 +146,23 @@ def test_a_close_after_354_is_retried_every_time(smtp_server: FaultyServer) -> N
 # --- refusals -----------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize(("code", "text", "status", "bounce"), [
+    (550, "5.1.1 no such user", "failed", True),
+    (550, "no such user", "failed", True),  # no enhanced code: by the basic one
+    (550, "5.2.2 mailbox full", "failed", False),  # soft, as in a bounce message
+    (554, "5.7.1 blocked by policy", "failed", False),  # says nothing about the address
+    (550, "4.2.2 over quota, try later", "failed", False),
+    (552, "5.2.2 mailbox full", "deferred", False),
+])
+def test_only_a_refusal_of_the_address_itself_at_rcpt_is_a_bounce(
+    smtp_server: FaultyServer, code: int, text: str, status: str, bounce: bool,
+) -> None:
+    smtp_server.fail_rcpt("reader1@example.org", code, text)
+    first, second = deliver(smtp_server, 2)
+    assert (first.status, first.code, first.bounce) == (status, code, bounce)
+    assert second.status == "sent"
+
+
 def test_a_5xx_to_data_fails_the_recipient_without_suppressing_them(
     workdir: Path, smtp_server: FaultyServer
 ) -> None:

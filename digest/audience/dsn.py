@@ -35,6 +35,7 @@ _TOKEN = re.compile(r"[A-Za-z0-9_-]{8,64}\.[0-9a-f]{6}\.[A-Za-z0-9_-]{20}")
 _ENVELOPE_HEADERS = ("Delivered-To", "X-Original-To", "Envelope-To", "To")
 _VACATION = re.compile(r"\b(out of (the )?office|auto(matic)?[ -]?reply|vacation|abwesen)",
                        re.IGNORECASE)
+_REPLY_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}\b")
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,6 +62,15 @@ def kind_of(status: str) -> Kind:
     if status.startswith("5.7."):
         return "policy"
     return "hard" if status.startswith("5.") else "ignored"
+
+
+def reply_kind(text: str, code: int) -> Kind:
+    """The kind of an SMTP refusal, by the enhanced status code (RFC 3463) its text
+    starts with, as a bounce message's would be read; by its basic ``code`` when it
+    has none. So a 550 for a full mailbox (5.2.2) is soft, and a policy block
+    (5.7.x) says nothing about the address, wherever the refusal is met."""
+    status = _REPLY_STATUS.match(text)
+    return kind_of(status.group(0) if status else f"{code // 100}.0.0")
 
 
 def classify(msg: Message) -> list[Finding]:

@@ -40,6 +40,7 @@ from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
+from digest.audience.dsn import reply_kind
 from digest.delivery import smtp_adapter as wire
 from digest.delivery.transport import BeforeData, Delivery, redact
 from digest.email.message import Envelope
@@ -306,7 +307,8 @@ class SmtpConnection:
         transient = code < 500 or (stage == "rcpt" and code == 552)
         return Delivery(envelope, "deferred" if transient else "failed", code, text,
                         throttled=code in THROTTLE_CODES,
-                        bounce=stage == "rcpt" and not transient and not text.startswith("5.7."))
+                        bounce=stage == "rcpt" and not transient
+                        and reply_kind(text, code) == "hard")
 
     async def _reset(self, smtp: wire.Wire, code: int) -> None:
         if code == 421 or not smtp.usable:
