@@ -112,6 +112,65 @@ def test_copy_refuses_a_destination_that_holds_a_state(workdir: Path, postgres_u
                               "database or a new folder\n")
 
 
+def test_copy_into_an_empty_private_folder_keeps_it_private(workdir: Path,
+                                                           postgres_url: str) -> None:
+    populate(postgres_url)
+    (workdir / "private").mkdir(mode=0o700)
+    code, _, err = run("state", "copy", postgres_url, "private")
+    assert (code, err) == (0, ""), err
+    assert (workdir / "private").stat().st_mode & 0o777 == 0o700
+    assert all(folder_tables(workdir / "private").values())
+
+
+def test_copy_through_a_symlink_fills_the_folder_it_names(workdir: Path,
+                                                         postgres_url: str) -> None:
+    populate(postgres_url)
+    (workdir / "real").mkdir()
+    (workdir / "link").symlink_to("real")
+    code, _, err = run("state", "copy", postgres_url, "link")
+    assert (code, err) == (0, ""), err
+    assert (workdir / "link").is_symlink()
+    assert all(folder_tables(workdir / "real").values())
+
+
+def test_copy_out_of_an_empty_database_creates_nothing_there(workdir: Path,
+                                                            postgres_url: str) -> None:
+    code, out, err = run("state", "copy", postgres_url, "out")
+    assert (code, out) == (1, "")
+    assert err == f"Error: copy: {postgres_url} holds no state: there is nothing to copy\n"
+    assert not (workdir / "out").exists()
+    with psycopg.connect(postgres_url) as db:
+        assert db.execute("SELECT count(*) FROM pg_tables WHERE schemaname='public'"
+                          ).fetchone() == (0,)
+
+
+def test_a_source_row_that_cannot_be_read_stops_the_copy_in_one_line(
+    workdir: Path, postgres_url: str,
+) -> None:
+    populate(workdir / "state")
+    with closing(sqlite3.connect(workdir / "state" / "journal.sqlite3")) as db, db:
+        db.execute("UPDATE deliveries SET name=CAST(x'41ff42' AS TEXT) WHERE email LIKE 'bo@%'")
+    code, out, err = run("state", "copy", "state", postgres_url)
+    assert (code, out) == (1, "")
+    assert err.startswith("Error: state: the source could not be read (Could not decode to ")
+    assert err.endswith("); nothing was copied\n") and err.count("\n") == 1
+    with closing(open_store(postgres_url, readonly=True)) as store:
+        assert store.is_empty()  # type: ignore[attr-defined]
+
+
+def test_a_lock_whose_connection_was_cut_lets_the_real_error_through(
+    postgres_url: str, pg_cluster: Cluster,
+) -> None:
+    # As in a copy, whose destination is locked by one connection and written by another.
+    database = postgres_url.rsplit("/", 1)[1]
+    with (closing(open_store(postgres_url)) as locked,
+          closing(open_store(postgres_url)) as used,
+          pytest.raises(DigestError, match="could not be read"), locked.lock()):
+        pg_cluster.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                           f" WHERE datname = '{database}' AND pid <> pg_backend_pid()")
+        used.journal.counts("c1")  # the error the run stops with, not the unlock's
+
+
 def test_migrate_creates_the_schema_once(workdir: Path, postgres_url: str) -> None:
     assert run("state", "migrate", "--state", postgres_url) == (
         0, f"Migrated {postgres_url} from 0 to 1.\n", "")

@@ -11,8 +11,11 @@ end, so an interrupted copy leaves no half state either way.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import sqlite3
+import stat
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
@@ -48,18 +51,29 @@ def copy_state(src: Location, dst: Location) -> dict[str, int]:
     """Copy every table of ``src`` into the empty state ``dst``; rows per table."""
     if _same(src, dst):
         raise ConfigError(f"{shown(src)} is both the source and the destination", source="copy")
-    if not _is_url(src) and not Path(src).is_dir():
+    if not _is_url(src) and not any((Path(src) / name).is_file()
+                                    for name in (JOURNAL, SUPPRESSIONS)):
         raise ConfigError(f"{src} is not a state folder; name one that a send has used",
                           source="copy")
     with ExitStack() as stack:
-        for location in (src, dst):
-            store = stack.enter_context(closing(open_store(location)))
+        # The source only read: copying out of an empty database must not create its schema.
+        for location, readonly in ((src, True), (dst, False)):
+            store = stack.enter_context(closing(open_store(location, readonly=readonly)))
+            if readonly and _is_url(src) and _nothing_in(store):
+                raise ConfigError(f"{shown(src)} holds no state: there is nothing to copy",
+                                  source="copy")
             stack.enter_context(store.lock())
         rows = stack.enter_context(_reading(src))
         if _is_url(dst):
             return _into_postgres(str(dst), rows)
         return _into_folder(Path(dst), rows)
     raise AssertionError("unreachable")  # ExitStack swallows nothing; for mypy
+
+
+def _nothing_in(store: object) -> bool:
+    from digest.state.postgres.store import PostgresStore
+
+    return isinstance(store, PostgresStore) and store.is_empty()
 
 
 def _is_url(location: Location) -> bool:
@@ -76,6 +90,8 @@ def _same(src: Location, dst: Location) -> bool:
 def _reading(src: Location) -> Iterator[Rows]:
     """Each table's rows of ``src``, read from one snapshot of it."""
     if _is_url(src):
+        import psycopg
+
         from digest.state.postgres.store import PostgresStore
 
         with closing(PostgresStore(PostgresLocation(str(src)), readonly=True)) as store:
@@ -84,10 +100,13 @@ def _reading(src: Location) -> Iterator[Rows]:
                 db.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
 
                 def pg_rows(table: str) -> Iterator[tuple[object, ...]]:
-                    with db.cursor(name=f"copy_{table}") as cursor:
-                        cursor.execute(f"SELECT {', '.join(TABLES[table])} FROM {table}"
-                                       .encode())
-                        yield from cursor
+                    try:
+                        with db.cursor(name=f"copy_{table}") as cursor:
+                            cursor.execute(f"SELECT {', '.join(TABLES[table])} FROM {table}"
+                                           .encode())
+                            yield from cursor
+                    except psycopg.Error as exc:
+                        raise _unreadable(shown(src), exc) from exc
 
                 yield pg_rows
         return
@@ -108,7 +127,10 @@ def _reading(src: Location) -> Iterator[Rows]:
             if not known:
                 return
             columns = ", ".join(c if c in known else f"NULL AS {c}" for c in TABLES[table])
-            yield from db.execute(f"SELECT {columns} FROM {table}")
+            try:
+                yield from db.execute(f"SELECT {columns} FROM {table}")
+            except sqlite3.Error as exc:  # a row that is not UTF-8, a damaged page
+                raise _unreadable(str(folder), exc) from exc
 
         yield sqlite_rows
 
@@ -145,14 +167,19 @@ def _into_postgres(url: str, rows: Rows) -> dict[str, int]:
                             counts[table] += 1
         except psycopg.Error as exc:
             raise DigestError(f"{location.shown}: the copy failed and was rolled back "
-                              f"({exc}); the destination is as empty as it was") from exc
+                              f"({_first_line(exc)}); the destination is as empty as it was"
+                              ) from exc
     return counts
 
 
-def _into_folder(folder: Path, rows: Rows) -> dict[str, int]:
+def _into_folder(named: Path, rows: Rows) -> dict[str, int]:
+    """Written beside the folder, then renamed into place. Through a symlink, the
+    folder it names is the one replaced (the link stays); an empty folder that was
+    there already passes on its permissions and owner."""
+    folder = named.resolve()
     if folder.exists() and (not folder.is_dir() or any(
             p.name != "lock" for p in folder.iterdir())):
-        raise _not_empty(str(folder))
+        raise _not_empty(str(named))
     staging = folder.with_name(f".{folder.name}.copying-{os.getpid()}")
     with closing(SqliteStore(staging)) as store:
         _ = store.journal, store.suppressions, store.preferences, store.bounces
@@ -167,13 +194,36 @@ def _into_folder(folder: Path, rows: Rows) -> dict[str, int]:
                 db.execute("COMMIT")
                 counts[table] = max(cursor.rowcount, 0)
         if folder.exists():
+            _same_access(folder, staging)
             (folder / "lock").unlink(missing_ok=True)
             folder.rmdir()
         staging.rename(folder)
     except (OSError, sqlite3.Error) as exc:
-        raise DigestError(f"{folder}: the copy could not be written ({exc}); the partial "
-                          f"copy is in {staging}, remove it and run again") from exc
+        shutil.rmtree(staging, ignore_errors=True)
+        raise DigestError(f"{named}: the copy could not be written ({_first_line(exc)}); "
+                          "nothing of it was left, so run again once that is mended") from exc
+    except DigestError:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
     return counts
+
+
+def _same_access(folder: Path, staging: Path) -> None:
+    """Give ``staging`` the mode and, where this process may, the owner of ``folder``,
+    which it replaces: a folder made private stays private."""
+    before = folder.stat()
+    os.chmod(staging, stat.S_IMODE(before.st_mode))
+    with contextlib.suppress(PermissionError):
+        os.chown(staging, before.st_uid, before.st_gid)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
+def _unreadable(where: str, exc: BaseException) -> DigestError:
+    return DigestError(f"{where}: the source could not be read ({_first_line(exc)}); nothing "
+                       "was copied")
 
 
 def _not_empty(where: str) -> ConfigError:

@@ -12,6 +12,7 @@ dies, as the kernel releases a state folder's flock.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from datetime import datetime, timedelta
 from types import TracebackType
@@ -168,7 +169,10 @@ class PostgresLock:
 
     def __exit__(self, kind: type[BaseException] | None, value: BaseException | None,
                  tb: TracebackType | None) -> None:
+        # A connection lost under the run took the lock with it: nothing to unlock,
+        # and its error must not hide the one that ended the run.
         if self._key is not None and not self._db.closed:
-            self._db.execute(f"SELECT pg_advisory_unlock{self._mode}(%s)".encode(),
-                             (self._key,))
+            with contextlib.suppress(psycopg.Error):
+                self._db.execute(f"SELECT pg_advisory_unlock{self._mode}(%s)".encode(),
+                                 (self._key,))
         self._key = None
