@@ -112,6 +112,16 @@ def test_copy_refuses_a_destination_that_holds_a_state(workdir: Path, postgres_u
                               "database or a new folder\n")
 
 
+def test_copy_between_two_spellings_of_one_database_is_refused(postgres_url: str) -> None:
+    populate(postgres_url)
+    assert "@127.0.0.1:" in postgres_url
+    other = postgres_url.replace("@127.0.0.1:", "@localhost:")
+    code, out, err = run("state", "copy", postgres_url, other)
+    assert (code, out) == (1, "")
+    assert err == (f"Error: copy: {postgres_url} and {other} name one database: it is both "
+                   "the source and the destination\n")
+
+
 def test_copy_into_an_empty_private_folder_keeps_it_private(workdir: Path,
                                                            postgres_url: str) -> None:
     populate(postgres_url)

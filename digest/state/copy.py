@@ -57,11 +57,15 @@ def copy_state(src: Location, dst: Location) -> dict[str, int]:
                           source="copy")
     with ExitStack() as stack:
         # The source only read: copying out of an empty database must not create its schema.
-        for location, readonly in ((src, True), (dst, False)):
-            store = stack.enter_context(closing(open_store(location, readonly=readonly)))
-            if readonly and _is_url(src) and _nothing_in(store):
-                raise ConfigError(f"{shown(src)} holds no state: there is nothing to copy",
-                                  source="copy")
+        source = stack.enter_context(closing(open_store(src, readonly=True)))
+        if _nothing_in(source):
+            raise ConfigError(f"{shown(src)} holds no state: there is nothing to copy",
+                              source="copy")
+        destination = stack.enter_context(closing(open_store(dst)))
+        if _one_database(source, destination):
+            raise ConfigError(f"{shown(src)} and {shown(dst)} name one database: it is both "
+                              "the source and the destination", source="copy")
+        for store in (source, destination):
             stack.enter_context(store.lock())
         rows = stack.enter_context(_reading(src))
         if _is_url(dst):
@@ -74,6 +78,21 @@ def _nothing_in(store: object) -> bool:
     from digest.state.postgres.store import PostgresStore
 
     return isinstance(store, PostgresStore) and store.is_empty()
+
+
+def _one_database(a: object, b: object) -> bool:
+    """Whether two URLs name one database and schema under two spellings (localhost
+    and 127.0.0.1, an added option): the second's server shows the first's own
+    session in its database. Otherwise the second lock would wait on the first."""
+    from digest.state.postgres.store import PostgresStore
+
+    if not (isinstance(a, PostgresStore) and isinstance(b, PostgresStore)):
+        return False
+    mine = a.connection.execute("SELECT pid, backend_start, current_schema() FROM"
+                                " pg_stat_activity WHERE pid = pg_backend_pid()").fetchone()
+    return mine is not None and b.connection.execute(
+        "SELECT 1 FROM pg_stat_activity WHERE pid=%s AND backend_start=%s"
+        " AND datname=current_database() AND %s=current_schema()", mine).fetchone() is not None
 
 
 def _is_url(location: Location) -> bool:
