@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta, timezone
+from pathlib import Path
 
 import pytest
 
-from digest.content.selection import Criteria, matches, select
+from digest.content.selection import Criteria, campaign_id, matches, select
 
 SINCE = datetime(2026, 11, 21, tzinfo=UTC)
 AS_OF = datetime(2026, 11, 28, tzinfo=UTC)
@@ -258,3 +259,10 @@ def test_select_does_not_change_its_input(make_article):
 def test_select_accepts_any_iterable(make_article):
     articles = [make_article(f"T{i}", date=INSIDE + timedelta(hours=i)) for i in range(3)]
     assert select(iter(articles), window()) == list(reversed(articles))
+
+
+def test_the_same_lists_and_tags_in_another_order_are_one_campaign() -> None:
+    as_of = datetime(2026, 11, 28, tzinfo=UTC)
+    one = campaign_id(as_of, [Path("lists/b.csv"), Path("a.csv")], ["Rust", "climate"])
+    other = campaign_id(as_of, [Path("a.csv"), Path("elsewhere/b.csv")], ["climate", "rust"])
+    assert one == other == "2026-W48-a+b-climate+rust"

@@ -95,8 +95,10 @@ class IssueOptions:
 
 
 def series_of(lists: Sequence[Path], tags: Sequence[str]) -> str:
-    """The lists and tags that make one newsletter, e.g. ``subscribers-climate``."""
-    names = "+".join(slugify(p.stem) for p in lists) or "sample"
+    """The lists and tags that make one newsletter, e.g. ``subscribers-climate``. Both
+    in sorted order: the same lists named in another order, on another host, are the
+    same newsletter, not a second issue to everyone on them."""
+    names = "+".join(sorted(slugify(p.stem) for p in lists)) or "sample"
     selection = "+".join(sorted({slugify(t) for t in tags})) or "all"
     return f"{names}-{selection}"
 
