@@ -202,3 +202,30 @@ def test_a_sender_whose_clock_runs_ahead_leaves_a_live_senders_leases_alone(
     reports = [json.loads((tmp_path / f"{n}.json").read_text()) for n in ("right", "ahead")]
     assert [r["resent_after_crash"] for r in reports] == [0, 0]
     assert all(r["sent_this_run"] > 0 for r in reports)  # both sent: they shared the list
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_sender_stopped_by_a_signal_gives_its_claims_back_at_once(
+    tmp_path: Path, smtp_server: FaultyServer, postgres_url: str, how: signal.Signals,
+) -> None:
+    """SIGTERM or Ctrl-C to one of two senders: it sends what it has in hand and gives
+    the rest back, so the other finishes without waiting out a long lease, and no one
+    is mailed twice."""
+    recipients = 600
+    emails = write_list(tmp_path / "many.csv", recipients, local="t", width=4)
+    smtp_server.delay_data(0.01, times=recipients)
+    senders = [subprocess.Popen(command(smtp_server, postgres_url, f"{n}.json", "--lease", "60"),
+                                cwd=tmp_path, env=digest_env(), stderr=subprocess.PIPE, text=True)
+               for n in ("stopped", "other")]
+    wait_for("both senders at work", lambda: len(holders(postgres_url)) >= 2, *senders)
+    started = time.monotonic()
+    senders[0].send_signal(how)
+    _, err = senders[0].communicate(timeout=60)
+    assert (senders[0].returncode, err) == (3, (
+        f"Error: stopped by {how.name}: this sender sent the messages it had in hand and "
+        "claimed no more; progress is saved, run again to send the rest\n"))
+    assert senders[1].wait(timeout=60) == 0
+    assert time.monotonic() - started < 30  # not the 60 s lease
+    sent = copies(smtp_server)
+    assert set(sent) == set(emails)
+    assert [email for email, ids in sent.items() if len(ids) > 1] == []

@@ -30,7 +30,15 @@ from typing import Protocol
 from digest.audience.subscribers import ListRow, iter_subscribers
 from digest.content.articles import LoadResult
 from digest.content.folder import Warn, known_tags, load
-from digest.delivery.claims import PAGE, Claims, Run, Tick, deliver_claimed, jobs_for, variants_for
+from digest.delivery.claims import (
+    PAGE,
+    Claims,
+    Run,
+    Tick,
+    deliver_until_stopped,
+    jobs_for,
+    variants_for,
+)
 from digest.delivery.issues import IssuePlan, plan_issue
 from digest.delivery.report import SendReport
 from digest.delivery.request import SendRequest
@@ -189,7 +197,7 @@ def _sending(store: Store, campaign: str, variants: Variants, request: SendReque
         return run_workers(work, request.options, todo, senders.on_tick)
     if store.shared:
         claims = Claims(store, campaign, request.options, senders.mark)
-        return deliver_claimed(claims, variants, request, todo, senders.on_tick)
+        return deliver_until_stopped(claims, variants, request, todo, senders.on_tick)
     return _deliver(store, campaign, variants, request, todo, senders.on_tick)
 
 

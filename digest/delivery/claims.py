@@ -19,11 +19,12 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
+import signal
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from digest.delivery.issues import IssuePlan
@@ -162,6 +163,33 @@ class Claims:
 
     def release(self) -> None:
         self.store.journal.release(self.campaign, self.me)
+
+
+def deliver_until_stopped(claims: Claims, variants: Variants, request: SendRequest, todo: int,
+                          on_tick: Tick | None) -> Run:
+    """``deliver_claimed`` in the process that took SIGTERM or Ctrl-C itself: the
+    sender sends what it has in hand, claims no more, and gives back the rest at
+    once, rather than leaving it to the other senders when its leases end."""
+    came: list[int] = []
+
+    def stop(signum: int, frame: object) -> None:
+        came.append(signum)
+        claims.stop()
+
+    try:
+        before = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    except ValueError:  # not the main thread: the caller has the signals
+        before = {}
+    try:
+        run = deliver_claimed(claims, variants, request, todo, on_tick)
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+    if not came or run.stopped is not None:
+        return run
+    return replace(run, stopped=DigestError(
+        f"stopped by {signal.Signals(came[0]).name}: this sender sent the messages it had in "
+        "hand and claimed no more; progress is saved, run again to send the rest"))
 
 
 def deliver_claimed(claims: Claims, variants: Variants, request: SendRequest, todo: int,
