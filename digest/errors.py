@@ -12,6 +12,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+def first_line(exc: BaseException) -> str:
+    """A library's error as one line of ours: its first line (psycopg's run on with
+    LINE and CONTEXT lines), or its type when it says nothing."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+
+
 class DigestError(Exception):
     """Root of every error that digest reports to a user instead of a traceback."""
 

@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 
-from digest.errors import ConfigError, DigestError
+from digest.errors import ConfigError, DigestError, first_line
 from digest.state.connect import connect, connect_readonly
 from digest.state.postgres.location import PostgresLocation, is_postgres_url
 from digest.state.sqlite import JOURNAL, SUPPRESSIONS, SqliteStore
@@ -186,7 +186,7 @@ def _into_postgres(url: str, rows: Rows) -> dict[str, int]:
                             counts[table] += 1
         except psycopg.Error as exc:
             raise DigestError(f"{location.shown}: the copy failed and was rolled back "
-                              f"({_first_line(exc)}); the destination is as empty as it was"
+                              f"({first_line(exc)}); the destination is as empty as it was"
                               ) from exc
     return counts
 
@@ -219,7 +219,7 @@ def _into_folder(named: Path, rows: Rows) -> dict[str, int]:
         staging.rename(folder)
     except (OSError, sqlite3.Error) as exc:
         shutil.rmtree(staging, ignore_errors=True)
-        raise DigestError(f"{named}: the copy could not be written ({_first_line(exc)}); "
+        raise DigestError(f"{named}: the copy could not be written ({first_line(exc)}); "
                           "nothing of it was left, so run again once that is mended") from exc
     except DigestError:
         shutil.rmtree(staging, ignore_errors=True)
@@ -236,12 +236,8 @@ def _same_access(folder: Path, staging: Path) -> None:
         os.chown(staging, before.st_uid, before.st_gid)
 
 
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-
-
 def _unreadable(where: str, exc: BaseException) -> DigestError:
-    return DigestError(f"{where}: the source could not be read ({_first_line(exc)}); nothing "
+    return DigestError(f"{where}: the source could not be read ({first_line(exc)}); nothing "
                        "was copied")
 
 

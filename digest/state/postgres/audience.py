@@ -10,7 +10,7 @@ from datetime import datetime
 
 import psycopg
 
-from digest.errors import DigestError
+from digest.errors import DigestError, first_line
 from digest.model import address_key
 from digest.state.postgres.guard import guarded
 from digest.state.postgres.schema import Connection
@@ -27,7 +27,7 @@ def _writing(db: Connection, what: str, shown: str) -> Iterator[Connection]:
         with db.transaction():
             yield db
     except psycopg.Error as exc:
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = first_line(exc)
         raise DigestError(f"{shown}: cannot update the {what} ({first}); check that the "
                           "role may write there and the server has space") from exc
 

@@ -18,7 +18,7 @@ from typing import Any, ParamSpec, TypeVar
 import psycopg
 from psycopg.errors import DeadlockDetected
 
-from digest.errors import DigestError
+from digest.errors import DigestError, first_line
 
 T = TypeVar("T")
 P = ParamSpec("P")
@@ -27,7 +27,7 @@ _TRIES = 3  # a cycle needs two writers at the same rows; three in a row is no a
 
 
 def _failed(exc: psycopg.Error) -> DigestError:
-    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    first = first_line(exc)
     return DigestError(f"the PostgreSQL state could not be read ({first}); check that the "
                        "server is up and reachable, then run again")
 

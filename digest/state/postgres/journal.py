@@ -14,7 +14,7 @@ from contextlib import contextmanager
 
 import psycopg
 
-from digest.errors import DigestError
+from digest.errors import DigestError, first_line
 from digest.model import address_key
 from digest.state.postgres.claims import PostgresClaims
 from digest.state.postgres.guard import again_on_deadlock, guarded
@@ -68,7 +68,7 @@ class PostgresJournal(PostgresClaims):
         try:
             yield db or self._db
         except psycopg.Error as exc:
-            raise DigestError(f"the journal could not be written ({_first_line(exc)}); it "
+            raise DigestError(f"the journal could not be written ({first_line(exc)}); it "
                               "holds everything up to the last good write, so run again"
                               ) from exc
 
@@ -323,9 +323,6 @@ class PostgresJournal(PostgresClaims):
 def _record(row: tuple[object, ...] | None) -> CampaignRecord | None:
     return CampaignRecord(*row) if row else None  # type: ignore[arg-type]
 
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]
 
 
 Folded = tuple[str, str, int, int, int, int | None, str | None]
