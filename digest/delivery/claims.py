@@ -165,26 +165,35 @@ class Claims:
         self.store.journal.release(self.campaign, self.me)
 
 
+@contextlib.contextmanager
+def stopping_signals(stop: Callable[[], None]) -> Iterator[list[int]]:
+    """While inside, SIGTERM and SIGINT call ``stop`` (which ends the run gently)
+    instead of killing the process; the list says which came. Outside the main
+    thread there are no signals to take: the caller has them."""
+    came: list[int] = []
+
+    def caught(signum: int, frame: object) -> None:
+        came.append(signum)
+        stop()
+
+    try:
+        before = {s: signal.signal(s, caught) for s in (signal.SIGTERM, signal.SIGINT)}
+    except ValueError:
+        before = {}
+    try:
+        yield came
+    finally:
+        for signum, handler in before.items():
+            signal.signal(signum, handler)
+
+
 def deliver_until_stopped(claims: Claims, variants: Variants, request: SendRequest, todo: int,
                           on_tick: Tick | None) -> Run:
     """``deliver_claimed`` in the process that took SIGTERM or Ctrl-C itself: the
     sender sends what it has in hand, claims no more, and gives back the rest at
     once, rather than leaving it to the other senders when its leases end."""
-    came: list[int] = []
-
-    def stop(signum: int, frame: object) -> None:
-        came.append(signum)
-        claims.stop()
-
-    try:
-        before = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    except ValueError:  # not the main thread: the caller has the signals
-        before = {}
-    try:
+    with stopping_signals(claims.stop) as came:
         run = deliver_claimed(claims, variants, request, todo, on_tick)
-    finally:
-        for signum, handler in before.items():
-            signal.signal(signum, handler)
     if not came or run.stopped is not None:
         return run
     return replace(run, stopped=DigestError(

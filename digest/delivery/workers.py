@@ -28,15 +28,21 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from multiprocessing.process import BaseProcess
-from types import FrameType
 from typing import Any
 
 from digest.content.folder import load
-from digest.delivery.claims import Claims, Run, Tick, deliver_claimed, variants_for
+from digest.delivery.claims import (
+    Claims,
+    Run,
+    Tick,
+    deliver_claimed,
+    stopping_signals,
+    variants_for,
+)
 from digest.delivery.issues import plan_issue
 from digest.delivery.request import SendRequest
 from digest.delivery.sender import SendOptions, Tally
@@ -178,26 +184,15 @@ def _stopped(processes: Sequence[BaseProcess], done: dict[int, dict[str, Any]],
     return None
 
 
-@contextmanager
-def _forwarding(processes: Sequence[BaseProcess]) -> Iterator[list[int]]:
+def _forwarding(processes: Sequence[BaseProcess]) -> AbstractContextManager[list[int]]:
     """SIGTERM and SIGINT reach the workers as SIGTERM; the list says which came."""
-    came: list[int] = []
 
-    def forward(signum: int, frame: FrameType | None) -> None:
-        came.append(signum)
+    def forward() -> None:
         for process in processes:
             if process.pid is not None and process.exitcode is None:
                 os.kill(process.pid, signal.SIGTERM)
 
-    try:
-        before = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGINT)}
-    except ValueError:  # not the main thread: nothing to forward from
-        before = {}
-    try:
-        yield came
-    finally:
-        for signum, handler in before.items():
-            signal.signal(signum, handler)
+    return stopping_signals(forward)
 
 
 def die_with_parent(kernel: bool = _LINUX) -> None:
