@@ -22,6 +22,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from digest.content.selection import series_of
 from digest.delivery.claims import Claims
 from digest.delivery.sender import SendOptions
 from digest.state.records import Entry, now_stamp
@@ -229,3 +230,38 @@ def test_a_sender_stopped_by_a_signal_gives_its_claims_back_at_once(
     sent = copies(smtp_server)
     assert set(sent) == set(emails)
     assert [email for email, ids in sent.items() if len(ids) > 1] == []
+
+
+def test_two_senders_either_side_of_a_weeks_turn_send_one_issue(
+    tmp_path: Path, smtp_server: FaultyServer, postgres_url: str,
+) -> None:
+    """Started together by cron at Monday 00:00 on two machines whose clocks are
+    a second apart, one plans the issue of week 48 and the other that of week 49.
+    Here both have planned before either pins: the test holds the series' pin
+    lock until both wait on it. Whichever pins first, the other joins its issue."""
+    emails = write_list(tmp_path / "many.csv", 200, local="w", width=4)
+    smtp_server.delay_data(0.005, times=200)  # the joiner joins before the issue is all sent
+    env = digest_env()
+    with psycopg.connect(postgres_url, autocommit=True) as gate, gate.transaction():
+        gate.execute("SELECT pg_advisory_xact_lock(hashtextextended('digest pin '"
+                     " || current_database() || '.' || current_schema() || ' ' || %s, 0))",
+                     (series_of([Path("many.csv")], ()),))
+        senders = [subprocess.Popen(
+            [arg for arg in command(smtp_server, postgres_url, f"{n}.json", "--as-of", as_of)
+             if arg != "--quiet"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, text=True)
+            for n, as_of in enumerate(["2026-11-29T23:59:59+00:00", "2026-11-30T00:00:01+00:00"])]
+        wait_for("both senders waiting to pin", lambda: gate.execute(
+            "SELECT count(*) FROM pg_locks WHERE locktype='advisory' AND NOT granted"
+        ).fetchone() == (2,), *senders)
+    said = [s.communicate(timeout=120)[0] for s in senders]
+    assert [s.returncode for s in senders] == [0, 0]
+    with psycopg.connect(postgres_url) as db:
+        pinned = db.execute("SELECT campaign FROM campaigns").fetchall()
+    joining = f"Joining campaign {pinned[0][0]}, which another sender on this state began at "
+    assert sorted(joining in out for out in said) == [False, True], said
+    assert len(pinned) == 1 and pinned[0][0][:8] in {"2026-W48", "2026-W49"}
+    sent = copies(smtp_server)
+    assert set(sent) == set(emails)
+    assert all(len(ids) == 1 for ids in sent.values()), "someone got both weeks' issues"
+    reports = [json.loads((tmp_path / f"{n}.json").read_text()) for n in range(2)]
+    assert {r["campaign"] for r in reports} == {pinned[0][0]}

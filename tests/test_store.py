@@ -4,6 +4,7 @@ delivery/ and audience/ may ask of it, and what stays behind it."""
 from __future__ import annotations
 
 import ast
+import dataclasses
 import fcntl
 import re
 import sqlite3
@@ -18,7 +19,7 @@ import pytest
 
 from digest.errors import DigestError, LockedError
 from digest.model import address_key
-from digest.state.records import CampaignRecord, Entry, Update, stamp
+from digest.state.records import CampaignRecord, Entry, Follows, Update, stamp
 from digest.state.store import JournalStore, Store, SuppressionStore, open_store
 
 DIGEST = Path(__file__).resolve().parent.parent / "digest"
@@ -44,6 +45,27 @@ def location(request: pytest.FixtureRequest, tmp_path: Path) -> Path | str:
 def store(location: Path | str) -> Iterator[Store]:
     with closing(open_store(location)) as opened:
         yield opened
+
+
+def test_a_pin_that_follows_an_issue_no_longer_newest_records_nothing(store: Store) -> None:
+    """Two sends either side of a week's turn plan W48 and W49, each after W47.
+    The first pin wins; the second gets the winner back and records nothing,
+    so everyone on the lists gets one issue."""
+    journal = store.journal
+    w47 = CampaignRecord("W47", "sel", QUEUED, series="s", as_of="2026-11-16")
+    assert journal.pin(w47) == w47
+    w48 = CampaignRecord("W48", "sel", QUEUED, series="s", as_of="2026-11-29T23:59:59")
+    w49 = CampaignRecord("W49", "sel", QUEUED, series="s", as_of="2026-11-30T00:00:01")
+    assert journal.pin(w49, Follows("W47")) == w49
+    assert journal.pin(w48, Follows("W47")) == w49
+    assert journal.campaign("W48") is None
+    # Joining the same campaign is no conflict; nor is a send told which one to pin.
+    assert journal.pin(dataclasses.replace(w49, selection="other"), Follows("W47")) == w49
+    assert journal.pin(w48) == w48
+    # A series' first issue follows none.
+    first = CampaignRecord("T1", "sel", QUEUED, series="t", as_of=QUEUED)
+    assert journal.pin(first, Follows(None)) == first
+    assert journal.pin(dataclasses.replace(first, campaign="T2"), Follows(None)) == first
 
 
 def test_each_store_is_a_store(store: Store) -> None:

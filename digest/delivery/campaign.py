@@ -19,7 +19,6 @@ one send, on either backend (delivery/workers.py).
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 import time
 from collections.abc import Iterable, Iterator, Sequence
@@ -39,7 +38,7 @@ from digest.delivery.claims import (
     jobs_for,
     variants_for,
 )
-from digest.delivery.issues import IssuePlan, plan_issue
+from digest.delivery.issues import IssuePlan, pin_issue, plan_issue
 from digest.delivery.report import SendReport
 from digest.delivery.request import SendRequest
 from digest.delivery.sender import Sender, Tally, run_jobs
@@ -49,7 +48,7 @@ from digest.email.variants import Variants
 from digest.errors import ConfigError, DigestError, TooManyConnectionErrors
 from digest.model import StateLocation, Subscriber
 from digest.state.records import Entry, Pending, stamp
-from digest.state.store import LOOKUP_PAGE, Store, SuppressionStore, open_store
+from digest.state.store import LOOKUP_PAGE, JournalStore, Store, SuppressionStore, open_store
 
 REPORTED_SKIPS = 100
 
@@ -136,16 +135,16 @@ def send(
                 say(f"{plan.expired} recipients of campaign {plan.campaign} expired: they "
                     "were still owed the issue after --max-age.")
             if plan.wait or not plan.articles:
-                return SendReport(plan.campaign, 0, 0, journal.counts(plan.campaign),
-                                  waiting=plan.wait, expired_now=plan.expired,
-                                  issue=plan.definition.as_dict())
+                return _nothing_to_send(journal, plan)
             variants = variants_for(plan, request, now)
             # Opened before anything is written: a list or a TMPDIR that fails, fails here.
             rows = iter_subscribers(list(request.lists), list_format=request.list_format,
                                     known_tags=known_tags(loaded))
-            if _joined(store, plan, now):
-                plan = plan_issue(journal, dataclasses.replace(request, campaign=plan.campaign),
-                                  loaded, now=now)
+            joined = pin_issue(journal, plan, request, loaded, now=now)
+            if joined is not plan:
+                plan = joined
+                if plan.wait or not plan.articles:
+                    return _nothing_to_send(journal, plan)
                 variants = variants_for(plan, request, now)
             entries = journal_entries(rows, variants, suppressions, store.preferences, warn)
             journal.add(plan.campaign, entries, queued_at=stamp(now))
@@ -201,12 +200,9 @@ def _sending(store: Store, campaign: str, variants: Variants, request: SendReque
     return _deliver(store, campaign, variants, request, todo, senders.on_tick)
 
 
-def _joined(store: Store, plan: IssuePlan, now: datetime) -> bool:
-    """Pin a new campaign; True when another send on this shared state pinned it
-    first, so that this one joins that issue rather than its own."""
-    record = plan.record(now)
-    pinned = store.journal.pin(record)
-    return plan.resumed is None and pinned != record
+def _nothing_to_send(journal: JournalStore, plan: IssuePlan) -> SendReport:
+    return SendReport(plan.campaign, 0, 0, journal.counts(plan.campaign), waiting=plan.wait,
+                      expired_now=plan.expired, issue=plan.definition.as_dict())
 
 
 def _recover(store: Store, campaign: str) -> int:
@@ -224,6 +220,10 @@ def _recover(store: Store, campaign: str) -> int:
 def _resuming(plan: IssuePlan) -> str:
     record = plan.resumed
     assert record is not None
+    if plan.joined:
+        return (f"Joining campaign {plan.campaign}, which another sender on this state began "
+                f"at {record.created_at}: the issue as of {record.as_of}, with its "
+                f"{len(plan.articles)} pinned articles.")
     return (f"Resuming campaign {plan.campaign}, begun {record.created_at}: the issue as of "
             f"{record.as_of}, with its {len(plan.articles)} pinned articles, whatever the "
             f"clock says now. 'digest campaign close {plan.campaign}' sets it aside.")

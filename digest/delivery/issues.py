@@ -36,7 +36,7 @@ from digest.content.selection import IssueOptions, campaign_id, select, series_o
 from digest.delivery.request import Cadence, SendRequest
 from digest.errors import ConfigError
 from digest.model import Article
-from digest.state.records import CampaignRecord, stamp
+from digest.state.records import CampaignRecord, Follows, stamp
 from digest.state.store import JournalStore
 
 
@@ -90,7 +90,9 @@ class Definition:
 class IssuePlan:
     """What this run sends: ``campaign`` with ``articles``, under ``options``
     (the pinned definition's when it resumes). ``wait`` says why it
-    sends nothing yet; ``resumed`` is the campaign it picks up again."""
+    sends nothing yet; ``resumed`` is the campaign it picks up again;
+    ``follows`` is the series' newest issue that a new campaign comes after;
+    ``joined``, that another sender on a shared state pinned it as this run began."""
 
     campaign: str
     options: IssueOptions
@@ -100,6 +102,8 @@ class IssuePlan:
     resumed: CampaignRecord | None = None
     wait: str | None = None
     expired: int = 0
+    follows: Follows | None = None
+    joined: bool = False
 
     def record(self, now: datetime) -> CampaignRecord:
         return CampaignRecord(self.campaign, selection_key(self.definition), stamp(now),
@@ -126,6 +130,7 @@ def plan_issue(journal: JournalStore | None, request: SendRequest, loaded: LoadR
     expired = 0
     if request.campaign is None:
         newest = journal.newest(series)
+        fresh = dataclasses.replace(fresh, follows=Follows(newest.campaign if newest else None))
         if newest is not None and newest.definition is not None and not newest.closed_at:
             expired = _expire(journal, newest.campaign, cadence, now)
             if journal.unfinished(newest.campaign):
@@ -140,6 +145,23 @@ def plan_issue(journal: JournalStore | None, request: SendRequest, loaded: LoadR
     if not record.closed_at:
         expired += _expire(journal, record.campaign, cadence, now)
     return _resume(record, request, loaded, expired)
+
+
+def pin_issue(journal: JournalStore, plan: IssuePlan, request: SendRequest, loaded: LoadResult,
+              *, now: datetime) -> IssuePlan:
+    """Pin a new campaign, or, on a shared state, join the one another send pinned
+    first: the same campaign, or another issue of the series pinned since this
+    plan was made (two clocks either side of a week's turn). Either way everyone
+    on the lists gets one issue."""
+    if plan.resumed is not None:
+        return plan
+    record = plan.record(now)
+    pinned = journal.pin(record, plan.follows)
+    if pinned == record:
+        return plan
+    joined = plan_issue(journal, dataclasses.replace(request, campaign=pinned.campaign),
+                        loaded, now=now)
+    return dataclasses.replace(joined, joined=True)
 
 
 def _fresh(campaign: str, series: str, request: SendRequest, loaded: LoadResult) -> IssuePlan:

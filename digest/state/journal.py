@@ -28,6 +28,7 @@ from digest.state.records import (
     TO_DO,
     CampaignRecord,
     Entry,
+    Follows,
     Pending,
     Reader,
     RecipientRecord,
@@ -35,7 +36,7 @@ from digest.state.records import (
 )
 from digest.state.records import now_stamp as _now
 from digest.state.sqlite_claims import SqliteClaims
-from digest.state.writelock import WriterLock
+from digest.state.writelock import WriterLock, WriteTransaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS deliveries (
@@ -225,15 +226,23 @@ class SqliteJournal(SqliteClaims):
         ).fetchone()
         return int(count)
 
-    def pin(self, record: CampaignRecord) -> CampaignRecord:
+    def pin(self, record: CampaignRecord, follows: Follows | None = None) -> CampaignRecord:
         """Record a new campaign and what defines its issue; a campaign already
-        recorded keeps its first record, which is returned."""
+        recorded keeps its first record, which is returned. With ``follows``, a
+        series whose newest campaign has changed since records nothing and
+        returns its newest."""
         with self._transaction():
-            self._db.execute(
-                "INSERT OR IGNORE INTO campaigns (campaign, selection, created_at, series, as_of,"
-                " definition) VALUES (?, ?, ?, ?, ?, ?)",
-                (record.campaign, record.selection, record.created_at, record.series,
-                 record.as_of, record.definition))
+            pinned = self.campaign(record.campaign)
+            if pinned is None and follows is not None and record.series:
+                newest = self.newest(record.series)
+                if newest is not None and newest.campaign != follows.campaign:
+                    return newest
+            if pinned is None:
+                self._db.execute(
+                    "INSERT INTO campaigns (campaign, selection, created_at, series, as_of,"
+                    " definition) VALUES (?, ?, ?, ?, ?, ?)",
+                    (record.campaign, record.selection, record.created_at, record.series,
+                     record.as_of, record.definition))
         pinned = self.campaign(record.campaign)
         assert pinned is not None
         return pinned
@@ -354,44 +363,5 @@ class SqliteJournal(SqliteClaims):
         )
         return [campaign for (campaign,) in cursor]
 
-    def _transaction(self) -> _Transaction:
-        return _Transaction(self._db, self._writer)
-
-
-class _Transaction:
-    def __init__(self, db: sqlite3.Connection, writer: WriterLock | None) -> None:
-        self._db = db
-        self._writer = writer
-
-    def __enter__(self) -> None:
-        if self._writer is not None:
-            self._writer.acquire()
-        try:
-            self._db.execute("BEGIN IMMEDIATE")
-        except BaseException:
-            self._unlock()
-            raise
-
-    def _unlock(self) -> None:
-        if self._writer is not None:
-            self._writer.release()
-
-    def __exit__(self, kind: object, value: object, tb: object) -> None:
-        try:
-            self._end(kind, value)
-        finally:
-            self._unlock()
-
-    def _end(self, kind: object, value: object) -> None:
-        if kind is None:
-            try:
-                self._db.execute("COMMIT")
-                return
-            except sqlite3.Error as exc:
-                value = exc
-        if self._db.in_transaction:
-            self._db.execute("ROLLBACK")
-        if isinstance(value, sqlite3.Error):
-            # A full disk or a locked file: one line, and the journal as it was.
-            raise DigestError(f"the journal could not be written ({value}); it holds "
-                              "everything up to the last good write, so run again") from value
+    def _transaction(self) -> WriteTransaction:
+        return WriteTransaction(self._db, self._writer)

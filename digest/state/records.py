@@ -77,6 +77,16 @@ class CampaignRecord:
     closed_reason: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class Follows:
+    """The series' newest campaign when an issue was planned (None: it had none).
+    A pin that carries it records its campaign only if that is still so: two
+    sends that start either side of a week's turn would otherwise pin two
+    issues, and everyone on the lists would get both."""
+
+    campaign: str | None
+
+
 class Pending(NamedTuple):
     """A recipient a run must send to; ``rid`` is their id in links."""
 

@@ -20,6 +20,7 @@ from digest.state.records import (
     STATUSES,
     CampaignRecord,
     Entry,
+    Follows,
     Pending,
     Reader,
     RecipientRecord,
@@ -45,8 +46,10 @@ class JournalStore(Protocol):
         """Whether ``apply`` may run in a thread of its own while the sender's loop
         goes on and uses the journal: true where a commit waits on a server."""
 
-    def pin(self, record: CampaignRecord) -> CampaignRecord:
-        """Record a new campaign; one already recorded keeps (and returns) its first record."""
+    def pin(self, record: CampaignRecord, follows: Follows | None = None) -> CampaignRecord:
+        """Record a new campaign; one already recorded keeps (and returns) its first
+        record. With ``follows``, when the series' newest campaign is no longer that
+        one, nothing is recorded and the newest is returned."""
 
     def campaign(self, campaign: str) -> CampaignRecord | None: ...
 

@@ -24,6 +24,7 @@ from digest.state.records import (
     TO_DO,
     CampaignRecord,
     Entry,
+    Follows,
     Pending,
     Reader,
     RecipientRecord,
@@ -33,6 +34,9 @@ from digest.state.records import now_stamp as _now
 
 _RECORD = "campaign, selection, created_at, series, as_of, definition, closed_at, closed_reason"
 _BATCH = 10_000
+# One lock per series of a state (a database and schema), held to the pin's commit.
+_SERIES_LOCK = ("SELECT pg_advisory_xact_lock(hashtextextended('digest pin ' || current_database()"
+                " || '.' || current_schema() || ' ' || %s, 0))")
 # The statuses a later suppression overrides: no send has happened yet.
 _OVERRIDDEN = ("pending", "deferred", "ambiguous")
 # A row in these statuses stays with its sender: in flight, or waiting for its next try.
@@ -178,9 +182,17 @@ class PostgresJournal(PostgresClaims):
         assert row is not None
         return int(str(row[0]))
 
-    def pin(self, record: CampaignRecord) -> CampaignRecord:
-        """Record a new campaign; one already recorded keeps (and returns) its first record."""
+    def pin(self, record: CampaignRecord, follows: Follows | None = None) -> CampaignRecord:
+        """Record a new campaign; one already recorded keeps (and returns) its first
+        record. With ``follows`` (see SqliteJournal.pin), the pins of one series
+        queue on a lock held to the commit, so that each sees the one before."""
         with self._transaction() as db:
+            if follows is not None and record.series:
+                db.execute(_SERIES_LOCK, (record.series,))
+                newest = self.newest(record.series)
+                if (newest is not None and newest.campaign != follows.campaign
+                        and self.campaign(record.campaign) is None):
+                    return newest
             db.execute(
                 "INSERT INTO campaigns (campaign, selection, created_at, series, as_of,"
                 " definition) VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
