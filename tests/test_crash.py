@@ -15,6 +15,8 @@ import time
 from collections import Counter, defaultdict
 from pathlib import Path
 
+import pytest
+
 from tests.helpers import REPO, digest_env, in_flight, write_list
 from tests.smtpd import FaultyServer
 
@@ -65,3 +67,37 @@ def test_sigkill_mid_run_then_rerun_loses_no_one(tmp_path: Path, smtp_server: Fa
     assert twice <= uncertain, "a journalled delivery was sent again"
     for email in twice:
         assert len(set(copies[email])) == 1, "a resend must keep its Message-ID"
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_mid_run_sends_what_is_in_hand_and_the_rerun_mails_no_one_twice(
+    tmp_path: Path, smtp_server: FaultyServer, how: signal.Signals,
+) -> None:
+    """SIGTERM (systemd, a container's stop) or Ctrl-C: the sender finishes the
+    messages it has begun, begins no more, writes its report and exits 3. Unlike a
+    kill, it leaves no one in flight, so the rerun has no one to send twice."""
+    emails = write_list(tmp_path / "crash.csv", RECIPIENTS, local="stop", width=4)
+    smtp_server.delay_data(1, times=CONCURRENCY, after=RECIPIENTS // 3)
+    first = subprocess.Popen(command(smtp_server, tmp_path), cwd=tmp_path, env=digest_env(),
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while smtp_server.pending_faults:
+        assert first.poll() is None, "the sender finished before the signal"
+        assert time.monotonic() < deadline, "the sender made no progress"
+        time.sleep(0.005)
+    first.send_signal(how)
+    _, err = first.communicate(timeout=60)
+    assert (first.returncode, err) == (3, (
+        f"Error: stopped by {how.name}: the messages in hand were sent and no more begun; "
+        "progress is saved, run again to send the rest\n"))
+    assert len(smtp_server.received) == RECIPIENTS // 3 + CONCURRENCY
+    assert in_flight(tmp_path) == set()
+    assert json.loads((tmp_path / "report.json").read_text())["sent"] == len(
+        smtp_server.received)
+
+    second = subprocess.run(command(smtp_server, tmp_path), cwd=tmp_path, env=digest_env(),
+                            timeout=120)
+    assert second.returncode == 0
+    sent = Counter(rcpt for message in smtp_server.received for rcpt in message.rcpt_tos)
+    assert set(sent) == set(emails)
+    assert max(sent.values()) == 1

@@ -194,11 +194,18 @@ def deliver_until_stopped(claims: Claims, variants: Variants, request: SendReque
     once, rather than leaving it to the other senders when its leases end."""
     with stopping_signals(claims.stop) as came:
         run = deliver_claimed(claims, variants, request, todo, on_tick)
+    return stopped_by_signal(run, came, "this sender sent the messages it had in hand and "
+                             "claimed no more")
+
+
+def stopped_by_signal(run: Run, came: Sequence[int], what: str) -> Run:
+    """``run``, as stopped by the first signal that came (``what`` the sender did
+    then), unless none came or something else stopped it first."""
     if not came or run.stopped is not None:
         return run
     return replace(run, stopped=DigestError(
-        f"stopped by {signal.Signals(came[0]).name}: this sender sent the messages it had in "
-        "hand and claimed no more; progress is saved, run again to send the rest"))
+        f"stopped by {signal.Signals(came[0]).name}: {what}; progress is saved, run again to "
+        "send the rest"))
 
 
 def deliver_claimed(claims: Claims, variants: Variants, request: SendRequest, todo: int,
