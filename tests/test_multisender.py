@@ -181,19 +181,22 @@ def test_a_lease_that_ends_after_the_last_claim_is_still_taken_over(
         assert sorted(p.email for p in claims.pending()) == people
 
 
-def test_a_sender_whose_clock_runs_ahead_leaves_a_live_senders_leases_alone(
-    tmp_path: Path, smtp_server: FaultyServer, postgres_url: str,
+@pytest.mark.parametrize("ahead_by", ["+10m", "+5d"])
+def test_a_sender_whose_clock_runs_ahead_leaves_a_live_senders_work_alone(
+    tmp_path: Path, smtp_server: FaultyServer, postgres_url: str, ahead_by: str,
 ) -> None:
-    """Leases end by the database server's clock. A machine whose clock is ten minutes
-    fast would otherwise find every lease of a live sender ended, take its recipients
-    in flight as ambiguous, and send them a second copy."""
+    """Leases end, and queued recipients expire, by the database server's clock. A
+    machine whose clock is ten minutes fast would otherwise find every lease of a live
+    sender ended, take its recipients in flight as ambiguous, and send them a second
+    copy; one five days fast would expire everyone still owed the issue (--max-age)."""
     recipients = 600
     emails = write_list(tmp_path / "many.csv", recipients, local="k", width=4)
     smtp_server.delay_data(0.01, times=recipients)  # 1.5 s at least: time for both to start
     env = digest_env()
     right = subprocess.Popen(command(smtp_server, postgres_url, "right.json"), cwd=tmp_path,
                              env=env)
-    ahead = subprocess.Popen(["faketime", "-f", "+10m",
+    wait_for("the first sender at work", lambda: len(holders(postgres_url)) >= 1, right)
+    ahead = subprocess.Popen(["faketime", "-f", ahead_by,
                               *command(smtp_server, postgres_url, "ahead.json")],
                              cwd=tmp_path, env=env)
     assert [right.wait(timeout=120), ahead.wait(timeout=120)] == [0, 0]

@@ -133,7 +133,10 @@ def send(
         try:
             suppressions = store.suppressions  # opened under the lock, then the journal
             journal = store.journal
-            plan = plan_issue(journal, request, loaded, now=now)
+            # When recipients were queued, and so when they expire, by the clock every
+            # sender on the state shares: a host days fast must not expire a live issue.
+            kept = store.clock() if store.shared else now
+            plan = plan_issue(journal, request, loaded, now=kept)
             if plan.expired and say is not None:
                 say(f"{plan.expired} recipients of campaign {plan.campaign} expired: they "
                     "were still owed the issue after --max-age.")
@@ -143,14 +146,14 @@ def send(
             # Opened before anything is written: a list or a TMPDIR that fails, fails here.
             rows = iter_subscribers(list(request.lists), list_format=request.list_format,
                                     known_tags=known_tags(loaded))
-            joined = pin_issue(journal, plan, request, loaded, now=now)
+            joined = pin_issue(journal, plan, request, loaded, now=kept)
             if joined is not plan:
                 plan = joined
                 if plan.wait or not plan.articles:
                     return _nothing_to_send(journal, plan)
                 variants = variants_for(plan, request, now)
             entries = journal_entries(rows, variants, suppressions, store.preferences, warn)
-            journal.add(plan.campaign, entries, queued_at=stamp(now))
+            journal.add(plan.campaign, entries, queued_at=stamp(kept))
             mark = stamp(store.clock())  # unsubscribes from here on reach the senders per batch
             recovered = _recover(store, plan.campaign)
             store.apply_suppressions(plan.campaign)
