@@ -23,6 +23,7 @@ import pytest
 
 from bench.pgcluster import Cluster
 from digest.errors import DigestError
+from digest.state.copy import _reading
 from digest.state.records import CampaignRecord, Entry, Update, stamp
 from digest.state.store import open_store
 from tests.helpers import AS_OF, digest_env, run, wait_for
@@ -166,6 +167,61 @@ def test_a_source_row_that_cannot_be_read_stops_the_copy_in_one_line(
     assert err.endswith("); nothing was copied\n") and err.count("\n") == 1
     with closing(open_store(postgres_url, readonly=True)) as store:
         assert store.is_empty()  # type: ignore[attr-defined]
+
+
+def test_a_folder_is_copied_from_one_snapshot(workdir: Path) -> None:
+    """An unsubscribe that `digest serve` writes while the copy reads is in all of
+    the copy or none of it, never in the tables read after it."""
+    populate(workdir / "state")
+    with _reading(workdir / "state") as rows:
+        with closing(open_store(workdir / "state")) as store:
+            store.suppressions.add([("late@example.org", "unsubscribed", "web:c1")])
+        assert [row[0] for row in rows("suppressions")] == ["gone@example.org"]
+
+
+def test_a_copy_killed_mid_way_leaves_nothing_for_the_next_one(workdir: Path,
+                                                               postgres_url: str) -> None:
+    populate(postgres_url)
+    left = workdir / f".out.copying-{_a_dead_pid()}"  # as a copy killed with kill -9 left it
+    left.mkdir()
+    (left / "journal.sqlite3").write_bytes(b"half")
+    code, _, err = run("state", "copy", postgres_url, "out")
+    assert (code, err) == (0, ""), err
+    assert sorted(p.name for p in workdir.iterdir() if "out" in p.name) == ["out"]
+
+
+def _a_dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_copy_names_the_argument_whose_database_is_unreachable(workdir: Path) -> None:
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        url = f"postgresql://digest@127.0.0.1:{probe.getsockname()[1]}/news"
+    code, out, err = run("state", "copy", url, "out")
+    assert (code, out) == (1, "")
+    assert err.startswith(f"Error: SRC: cannot connect to {url} (") and err.count("\n") == 1
+    populate(workdir / "state")
+    code, _, err = run("state", "copy", "state", url)
+    assert err.startswith(f"Error: DST: cannot connect to {url} (")
+
+
+def test_a_libpq_keyword_string_is_refused_not_taken_for_a_folder(workdir: Path) -> None:
+    code, _, err = run("state", "copy", "host=db.example.org dbname=news", "out")
+    assert code == 2
+    assert err.endswith(
+        "Error: Invalid value for 'SRC': a libpq keyword string is not taken here; give the "
+        "database as a URL, e.g. postgresql://digest@db.example.org:5432/news (the password "
+        "from PGPASSWORD, ~/.pgpass or DIGEST_STATE_PASSWORD)\n")
+    assert not list(workdir.glob("host=*"))
+
+
+def test_migrate_names_a_folder_that_is_not_there(workdir: Path) -> None:
+    assert run("state", "migrate", "--state", "nowhere") == (
+        1, "", "Error: --state: nowhere is not a state folder; name the folder a send has "
+               "used, or a postgresql:// URL\n")
 
 
 def test_a_lock_whose_connection_was_cut_lets_the_real_error_through(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+import re
 import sys
 from collections.abc import Callable
 from datetime import datetime
@@ -187,6 +188,12 @@ def list_options(help: str, *, required: bool = False) -> Callable[[F], F]:
     return decorate
 
 
+# "host=db dbname=news": libpq's other way to name a database, which would otherwise
+# become a folder of that name (and put any password in argv).
+_LIBPQ_KEYWORDS = re.compile(r"\s*(host|hostaddr|port|dbname|user|password|passfile|service"
+                             r"|sslmode|options|application_name|connect_timeout)\s*=")
+
+
 class StateParam(click.ParamType):  # type: ignore[type-arg]
     """A state folder (a Path), or a ``postgresql://`` URL (kept as text). A URL
     with a password is refused: argv is visible to every user of the machine."""
@@ -198,6 +205,10 @@ class StateParam(click.ParamType):  # type: ignore[type-arg]
             return value
         text = str(value)
         scheme, sep, _ = text.partition("://")
+        if _LIBPQ_KEYWORDS.match(text):
+            self.fail("a libpq keyword string is not taken here; give the database as a URL, "
+                      "e.g. postgresql://digest@db.example.org:5432/news (the password from "
+                      "PGPASSWORD, ~/.pgpass or DIGEST_STATE_PASSWORD)", param, ctx)
         if not sep or scheme.lower() not in ("postgresql", "postgres"):
             return Path(text)
         parts = urlsplit(text)

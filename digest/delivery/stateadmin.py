@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from digest.errors import ConfigError
 from digest.state.copy import copy_state as _copy_state
 from digest.state.copy import shown
 from digest.state.postgres.location import PostgresLocation, is_postgres_url
@@ -29,6 +30,9 @@ def migrate_state(location: Location) -> Migration:
         where = PostgresLocation(location)
         done = migrate_location(where)
         return Migration(where.shown, done.before, done.after)
+    if not Path(location).is_dir():
+        raise ConfigError(f"{location} is not a state folder; name the folder a send has "
+                          "used, or a postgresql:// URL", source="--state")
     return Migration(str(Path(location)), None, None)
 
 

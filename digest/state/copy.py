@@ -12,6 +12,7 @@ end, so an interrupted copy leaves no half state either way.
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import shutil
 import sqlite3
@@ -57,11 +58,13 @@ def copy_state(src: Location, dst: Location) -> dict[str, int]:
                           source="copy")
     with ExitStack() as stack:
         # The source only read: copying out of an empty database must not create its schema.
-        source = stack.enter_context(closing(open_store(src, readonly=True)))
+        with _as("SRC"):
+            source = stack.enter_context(closing(open_store(src, readonly=True)))
         if _nothing_in(source):
             raise ConfigError(f"{shown(src)} holds no state: there is nothing to copy",
                               source="copy")
-        destination = stack.enter_context(closing(open_store(dst)))
+        with _as("DST"):
+            destination = stack.enter_context(closing(open_store(dst)))
         if _one_database(source, destination):
             raise ConfigError(f"{shown(src)} and {shown(dst)} name one database: it is both "
                               "the source and the destination", source="copy")
@@ -72,6 +75,17 @@ def copy_state(src: Location, dst: Location) -> dict[str, int]:
             return _into_postgres(str(dst), rows)
         return _into_folder(Path(dst), rows)
     raise AssertionError("unreachable")  # ExitStack swallows nothing; for mypy
+
+
+@contextmanager
+def _as(argument: str) -> Iterator[None]:
+    """An error in opening a state names the argument it came from, not --state."""
+    try:
+        yield
+    except ConfigError as exc:
+        if exc.source != "--state":
+            raise
+        raise ConfigError(exc.message, source=argument) from exc
 
 
 def _nothing_in(store: object) -> bool:
@@ -133,10 +147,15 @@ def _reading(src: Location) -> Iterator[Rows]:
     _upgrade(folder)
     with ExitStack() as stack:
         opened: dict[str, sqlite3.Connection] = {}
-        for name in {JOURNAL, SUPPRESSIONS}:
+        for name in (JOURNAL, SUPPRESSIONS):
             if (folder / name).is_file():
-                opened[name] = stack.enter_context(
-                    closing(connect_readonly(folder / name, "sqlite_master")))
+                file = stack.enter_context(closing(connect_readonly(folder / name,
+                                                                    "sqlite_master")))
+                # One read transaction per file, begun before any table is read: an
+                # unsubscribe that `digest serve` writes mid-copy is in all of it or none.
+                file.execute("BEGIN")
+                file.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                opened[name] = file
 
         def sqlite_rows(table: str) -> Iterator[tuple[object, ...]]:
             db = opened.get(_FILES.get(table, SUPPRESSIONS))
@@ -199,6 +218,7 @@ def _into_folder(named: Path, rows: Rows) -> dict[str, int]:
     if folder.exists() and (not folder.is_dir() or any(
             p.name != "lock" for p in folder.iterdir())):
         raise _not_empty(str(named))
+    _clear_abandoned(folder)
     staging = folder.with_name(f".{folder.name}.copying-{os.getpid()}")
     with closing(SqliteStore(staging)) as store:
         _ = store.journal, store.suppressions, store.preferences, store.bounces
@@ -225,6 +245,26 @@ def _into_folder(named: Path, rows: Rows) -> dict[str, int]:
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return counts
+
+
+def _clear_abandoned(folder: Path) -> None:
+    """Remove what an earlier copy into ``folder`` left when it was killed: its
+    staging folder, named with its pid, once no such process runs. (A live copy
+    into the same folder is kept out by the destination's lock.)"""
+    for left in folder.parent.glob(f".{glob.escape(folder.name)}.copying-*"):
+        pid = left.name.rpartition("-")[2]
+        if pid.isdigit() and not _running(int(pid)):
+            shutil.rmtree(left, ignore_errors=True)
+
+
+def _running(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        pass
+    return True
 
 
 def _same_access(folder: Path, staging: Path) -> None:
