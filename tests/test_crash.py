@@ -101,3 +101,30 @@ def test_a_signal_mid_run_sends_what_is_in_hand_and_the_rerun_mails_no_one_twice
     sent = Counter(rcpt for message in smtp_server.received for rcpt in message.rcpt_tos)
     assert set(sent) == set(emails)
     assert max(sent.values()) == 1
+
+
+def test_a_kill_while_the_run_backs_off_to_retry_resends_no_one_delivered(
+    tmp_path: Path, smtp_server: FaultyServer,
+) -> None:
+    """Results ride in the next in-flight mark's commit. At the tail of a run only a
+    retry is left, and no mark comes for as long as it backs off; the results commit
+    by themselves meanwhile, so a kill then makes no delivered recipient ambiguous."""
+    emails = write_list(tmp_path / "crash.csv", 40, local="tail", width=4)
+    smtp_server.fail_rcpt(emails[-1], 451, "try again later", times=1)
+    slow_retry = [*command(smtp_server, tmp_path), "--retry-delay", "60"]
+    first = subprocess.Popen(slow_retry, cwd=tmp_path, env=digest_env())
+    deadline = time.monotonic() + 60
+    while len(smtp_server.received) < len(emails) - 1:
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    time.sleep(1)  # ten times the wait, and still backing off for 30 s or more
+    assert first.poll() is None
+    assert in_flight(tmp_path) == set()
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    rerun = subprocess.run(command(smtp_server, tmp_path), cwd=tmp_path, env=digest_env(),
+                           timeout=120)
+    assert rerun.returncode == 0
+    sent = Counter(rcpt for message in smtp_server.received for rcpt in message.rcpt_tos)
+    assert set(sent) == set(emails)
+    assert max(sent.values()) == 1

@@ -6,7 +6,8 @@ failure goes back in the queue after an exponential backoff with jitter, up
 to ``max_attempts`` tries in this run; after that the recipient stays
 ``deferred`` for the next run. Journal writes ride together: every commit
 carries whatever results are waiting plus the next recipient's ``inflight``
-mark, which must be on disk before its DATA. Where a commit waits on a server
+mark, which must be on disk before its DATA; results that no mark follows
+within a tenth of a second commit by themselves. Where a commit waits on a server
 (PostgreSQL), it runs in a thread, one at a time, while the loop goes on with
 the other connections; the marks made meanwhile ride in the next commit.
 """
@@ -28,6 +29,9 @@ from digest.delivery.transport import Connection, Delivery, Transport
 from digest.email.message import Envelope
 from digest.errors import DigestError, TooManyConnectionErrors
 from digest.state.records import Update
+
+# Seconds a result may wait for a commit to ride in before it commits alone.
+RESULTS_WAIT = 0.1
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +161,7 @@ class Sender:
         self._flushed: asyncio.Future[None] | None = None  # the next commit, awaited by marks
         self._committing: asyncio.Future[None] | None = None  # a commit in the thread
         self._thread = ThreadPoolExecutor(1, "marks") if journal.apply_in_thread else None
+        self._results_due: asyncio.TimerHandle | None = None
 
     def _commit(self, *extra: Update) -> None:
         updates = [*self._waiting, *extra]
@@ -181,6 +186,8 @@ class Sender:
         finally:
             while self._committing is not None:
                 await asyncio.wait([self._committing])
+            if self._results_due is not None:
+                self._results_due.cancel()
             if self._thread is not None:
                 self._thread.shutdown()
             self._commit()
@@ -284,6 +291,9 @@ class Sender:
         self._waiting.append(Update(job.envelope.recipient, delivery.status, delivery.code,
                                     delivery.reply or None, attempted=not delivery.connection,
                                     bounced=delivery.bounce))
+        if self._results_due is None:
+            self._results_due = asyncio.get_running_loop().call_later(RESULTS_WAIT,
+                                                                      self._commit_results)
         if not retry:
             self.tally.add(delivery.status)
             return
@@ -293,6 +303,18 @@ class Sender:
         asyncio.get_running_loop().call_later(delay, self._retry, job, attempt + 1)
         if delivery.connection:
             await asyncio.sleep(delay)  # the connection failed: give the server a rest too
+
+    def _commit_results(self) -> None:
+        """Results ride in the commit of the next in-flight mark. When none has come
+        within RESULTS_WAIT (the tail of a run backing off to retry, a slow --rate),
+        they commit by themselves: a recipient already delivered must not sit in
+        flight, where a kill would have the rerun send them a second copy."""
+        self._results_due = None
+        if self._waiting and self._flushed is None:
+            flushed = self._flushed = asyncio.get_running_loop().create_future()
+            # No one waits on this commit; a failure keeps the results for the next one.
+            flushed.add_done_callback(lambda done: done.cancelled() or done.exception())
+            self._group_commit()
 
     def _retry(self, job: Job, attempt: int) -> None:
         self._backing_off -= 1
