@@ -128,3 +128,31 @@ def test_a_kill_while_the_run_backs_off_to_retry_resends_no_one_delivered(
     sent = Counter(rcpt for message in smtp_server.received for rcpt in message.rcpt_tos)
     assert set(sent) == set(emails)
     assert max(sent.values()) == 1
+
+
+def test_a_signal_while_only_a_retry_is_left_stops_at_once(
+    tmp_path: Path, smtp_server: FaultyServer,
+) -> None:
+    """The retry still backing off is not "in hand": it is journalled as deferred,
+    so the run stops now, not after --retry-delay, and the rerun sends it."""
+    emails = write_list(tmp_path / "crash.csv", 40, local="late", width=4)
+    smtp_server.fail_rcpt(emails[-1], 451, "try again later", times=1)
+    first = subprocess.Popen([*command(smtp_server, tmp_path), "--retry-delay", "60"],
+                             cwd=tmp_path, env=digest_env(), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(smtp_server.received) < len(emails) - 1 or smtp_server.pending_faults:
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    signalled = time.monotonic()
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=60)
+    assert time.monotonic() - signalled < 10  # not the 30 s or more of the backoff
+    assert (first.returncode, err) == (3, (
+        "Error: stopped by SIGTERM: the messages in hand were sent and no more begun; "
+        "progress is saved, run again to send the rest\n"))
+    assert len(smtp_server.received) == len(emails) - 1
+    rerun = subprocess.run(command(smtp_server, tmp_path), cwd=tmp_path, env=digest_env(),
+                           timeout=120)
+    assert rerun.returncode == 0
+    sent = Counter(rcpt for message in smtp_server.received for rcpt in message.rcpt_tos)
+    assert set(sent) == set(emails) and max(sent.values()) == 1

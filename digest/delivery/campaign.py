@@ -245,8 +245,9 @@ def _deliver(store: Store, campaign: str, variants: Variants, request: SendReque
     stop = threading.Event()  # SIGTERM or Ctrl-C: send what is in hand, begin no more
     with stopping_signals(stop.set) as came:
         try:
-            jobs = jobs_for(_todo(store, campaign, stop), variants, request.wrappers)
-            sender = Sender(store.journal, campaign, request.transport, request.options, tally)
+            jobs = jobs_for(_todo(store, campaign), variants, request.wrappers)
+            sender = Sender(store.journal, campaign, request.transport, request.options, tally,
+                            stop.is_set)
             run_jobs(sender, jobs, on_tick=(lambda t: on_tick(t, todo)) if on_tick else None)
             run = Run(tally, todo, time.monotonic() - sending)
         except TooManyConnectionErrors as exc:
@@ -256,14 +257,12 @@ def _deliver(store: Store, campaign: str, variants: Variants, request: SendReque
     return stopped_by_signal(run, came, "the messages in hand were sent and no more begun")
 
 
-def _todo(store: Store, campaign: str, stop: threading.Event) -> Iterator[Pending]:
-    """Each recipient still owed the issue, for a lone sender, until ``stop``. Before
-    each page of them, the unsubscribes made since the last look (on the web, say)
-    are applied, so they stop mail to anyone not yet sent within one page."""
+def _todo(store: Store, campaign: str) -> Iterator[Pending]:
+    """Each recipient still owed the issue, for a lone sender. Before each page
+    of them, the unsubscribes made since the last look (on the web, say) are
+    applied, so they stop mail to anyone not yet sent within one page."""
     mark = stamp(store.clock())
     for index, pending in enumerate(store.journal.todo(campaign, chunk=PAGE), start=1):
-        if stop.is_set():
-            return
         yield pending
         if index % PAGE == 0:  # the journal reads its next page after this
             looked, mark = mark, stamp(store.clock())

@@ -106,6 +106,9 @@ class Claims:
         """Claim nothing more (a signal): the recipients in hand are still sent."""
         self._stopping = True
 
+    def stopping(self) -> bool:
+        return self._stopping
+
     def pending(self) -> Iterator[Pending]:
         journal = self.store.journal
         while not self._stopping:
@@ -219,7 +222,8 @@ def deliver_claimed(claims: Claims, variants: Variants, request: SendRequest, to
     stopped: DigestError | None = None
     try:
         while True:
-            sender = Sender(claims, claims.campaign, request.transport, request.options, tally)
+            sender = Sender(claims, claims.campaign, request.transport, request.options, tally,
+                            claims.stopping)
             jobs = jobs_for(claims.pending(), variants, request.wrappers)
             run_jobs(sender, jobs, on_tick=tick, keepalive=(claims.lease / 3, claims.renew))
             if not claims.wait():

@@ -15,6 +15,7 @@ the other connections; the marks made meanwhile ride in the next commit.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import random
 import time
@@ -32,6 +33,8 @@ from digest.state.records import Update
 
 # Seconds a result may wait for a commit to ride in before it commits alone.
 RESULTS_WAIT = 0.1
+# Seconds between looks at whether to stop, while only retries are left, backing off.
+STOP_POLL = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,9 +148,11 @@ class Sender:
     """
 
     def __init__(self, journal: Recorder, campaign: str, transport: Transport,
-                 options: SendOptions, tally: Tally) -> None:
+                 options: SendOptions, tally: Tally,
+                 stopping: Callable[[], bool] = lambda: False) -> None:
         self.journal = journal
         self.campaign = campaign
+        self._stopping = stopping  # a signal came: begin nothing more, not even a retry
         self.transport = transport
         self.options = options
         self.tally = tally
@@ -195,7 +200,9 @@ class Sender:
             raise self._fatal
 
     async def _next(self, source: Iterator[Job]) -> tuple[Job, int] | None:
-        while self._fatal is None:
+        """The next job: a retry whose backoff is over, else the next from ``source``.
+        A retry left waiting when the run stops is already journalled as deferred."""
+        while self._fatal is None and not self._stopping():
             if self._ready:
                 return self._ready.popleft()
             job = next(source, None)
@@ -204,7 +211,9 @@ class Sender:
             if not self._backing_off:
                 return None
             self._wakeup.clear()
-            await self._wakeup.wait()
+            # A signal's handler cannot wake the loop, so a backoff is waited in steps.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), STOP_POLL)
         return None
 
     async def _worker(self, source: Iterator[Job]) -> None:
