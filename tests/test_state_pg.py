@@ -224,6 +224,55 @@ def test_migrate_names_a_folder_that_is_not_there(workdir: Path) -> None:
                "used, or a postgresql:// URL\n")
 
 
+def test_two_large_suppression_adds_at_once_both_land(postgres_url: str) -> None:
+    """Two imports of 3,000 addresses each, in opposite orders, at once. Inserted a
+    batch at a time, each held the other's next batch locked, and the server failed
+    one for a deadlock. Now each is inserted in one statement, in key order."""
+    def addresses(prefix: str) -> list[tuple[str, str, str]]:
+        return [(f"{prefix}{n:04d}@example.org", "unsubscribed", "import") for n in range(1500)]
+
+    paused, resume = threading.Event(), threading.Event()
+
+    def first() -> Iterator[tuple[str, str, str]]:
+        yield from addresses("m")
+        paused.set()
+        resume.wait(30)
+        yield from addresses("a")
+
+    def second() -> Iterator[tuple[str, str, str]]:
+        yield from addresses("a")
+        yield from addresses("m")
+
+    added: dict[str, int | DigestError] = {}
+
+    def add(name: str, entries: Iterator[tuple[str, str, str]]) -> None:
+        with closing(open_store(postgres_url)) as store:
+            try:
+                added[name] = store.suppressions.add(entries)
+            except DigestError as exc:
+                added[name] = exc
+
+    with closing(open_store(postgres_url)):
+        pass  # the schema, made before either add
+    one = threading.Thread(target=add, args=("first", first()))
+    one.start()
+    assert paused.wait(30)
+    two = threading.Thread(target=add, args=("second", second()))
+    two.start()
+    with psycopg.connect(postgres_url, autocommit=True) as db:
+        wait_for("the second add to end or wait on the first", lambda: not two.is_alive() or
+                 db.execute("SELECT count(*) FROM pg_locks WHERE NOT granted").fetchone()
+                 != (0,))
+    resume.set()
+    one.join(60)
+    two.join(60)
+    assert [type(added[name]) for name in ("first", "second")] == [int, int], added
+    assert sum(added.values()) == 3000  # type: ignore[arg-type]
+    with closing(open_store(postgres_url, readonly=True)) as store:
+        assert store.suppressions.reason("a0000@example.org") == "unsubscribed"
+        assert store.suppressions.reason("m1499@example.org") == "unsubscribed"
+
+
 def test_a_lock_whose_connection_was_cut_lets_the_real_error_through(
     postgres_url: str, pg_cluster: Cluster,
 ) -> None:

@@ -9,6 +9,7 @@ import fcntl
 import re
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import closing
 from datetime import UTC, datetime, timedelta
@@ -66,6 +67,22 @@ def test_a_pin_that_follows_an_issue_no_longer_newest_records_nothing(store: Sto
     first = CampaignRecord("T1", "sel", QUEUED, series="t", as_of=QUEUED)
     assert journal.pin(first, Follows(None)) == first
     assert journal.pin(dataclasses.replace(first, campaign="T2"), Follows(None)) == first
+
+
+def test_a_long_suppression_add_is_stamped_once_it_is_read(store: Store) -> None:
+    """Senders look for entries stamped since their last look, less 10 s. An import
+    stamped as it began, and committed minutes later, would be missed by them all.
+    (1,500 entries: over PostgreSQL, more than one batch.)"""
+    read: list[str] = []
+
+    def entries() -> Iterator[tuple[str, str, str]]:
+        yield from ((f"s{n:04d}@example.org", "unsubscribed", "import") for n in range(1500))
+        time.sleep(1.1)  # stamps are to the second
+        read.append(stamp(store.clock()))
+
+    assert store.suppressions.add(entries()) == 1500
+    assert len(store.suppressions.added_since(read[0])) == 1500
+    assert store.suppressions.add([("s0000@example.org", "bounced", "x")]) == 0
 
 
 def test_each_store_is_a_store(store: Store) -> None:

@@ -102,18 +102,20 @@ class SqliteSuppressions:
 
     def add(self, entries: Iterable[tuple[str, str, str]]) -> int:
         """Add (email, reason, source) entries; an address already listed keeps its
-        first reason. Returns how many were new."""
-        now = now_stamp()
+        first reason. Returns how many were new. The new entries are stamped once
+        they are all read, just before the commit: a long import still reaches the
+        senders that look meanwhile (``records.LOOKBACK``)."""
         try:
-            before = self._db.total_changes
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                self._db.executemany(
+                added = self._db.executemany(
                     "INSERT OR IGNORE INTO suppressions (key, email, reason, source, created_at)"
-                    " VALUES (?, ?, ?, ?, ?)",
-                    ((address_key(email), email, reason, source, now)
+                    " VALUES (?, ?, ?, ?, '')",
+                    ((address_key(email), email, reason, source)
                      for email, reason, source in entries),
-                )
+                ).rowcount
+                self._db.execute("UPDATE suppressions SET created_at=? WHERE created_at=''",
+                                 (now_stamp(),))
                 self._db.execute("COMMIT")
             except BaseException:
                 if self._db.in_transaction:
@@ -121,7 +123,7 @@ class SqliteSuppressions:
                 raise
         except sqlite3.Error as exc:
             raise self._failed(exc) from exc
-        return self._db.total_changes - before
+        return max(added, 0)
 
     def remove(self, emails: Iterable[str]) -> int:
         try:

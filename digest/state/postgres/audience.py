@@ -33,12 +33,9 @@ def _writing(db: Connection, what: str, shown: str) -> Iterator[Connection]:
 
 
 def _insert(db: Connection, batch: dict[str, tuple[str, str, str]], now: str) -> int:
-    """One statement for a batch of entries, in key order: two adds that share some
-    addresses (an import beside a send adding its list's unsubscribes) lock the ones
-    a batch shares in the same order. Over several batches each, two large adds
-    may still lock in opposite orders; the server then fails one, with one line,
-    and its transaction leaves nothing behind. (It is not run again: its entries
-    may come from a generator, already used up.)"""
+    """One statement for the entries, in key order: two adds that share some
+    addresses (an import beside a send adding its list's unsubscribes) lock the
+    ones they share in the same order, so neither waits for the other in a cycle."""
     if not batch:
         return 0
     keys = sorted(batch)
@@ -48,6 +45,25 @@ def _insert(db: Connection, batch: dict[str, tuple[str, str, str]], now: str) ->
         " SELECT u.key, u.email, u.reason, u.source, %s FROM unnest(%s::text[], %s::text[],"
         " %s::text[], %s::text[]) AS u(key, email, reason, source) ORDER BY u.key"
         " ON CONFLICT DO NOTHING", (now, keys, *columns)).rowcount
+
+
+def _staged(db: Connection, first: dict[str, tuple[str, str, str]],
+            rest: Iterator[tuple[str, str, str]], clock: Callable[[], datetime]) -> int:
+    """``first`` and then ``rest`` through a temporary table, in one transaction."""
+    db.execute("CREATE TEMPORARY TABLE digest_staged (seq bigserial, key text COLLATE \"C\","
+               " email text, reason text, source text) ON COMMIT DROP")
+    with db.cursor() as cursor, cursor.copy(
+            "COPY digest_staged (key, email, reason, source) FROM STDIN") as copy:
+        for key, entry in first.items():
+            copy.write_row((key, *entry))
+        for email, reason, source in rest:
+            copy.write_row((address_key(email), email, reason, source))
+    added = db.execute(
+        "INSERT INTO suppressions (key, email, reason, source, created_at)"
+        " SELECT DISTINCT ON (key) key, email, reason, source, %s FROM digest_staged"
+        " ORDER BY key, seq ON CONFLICT DO NOTHING", (stamp(clock()),)).rowcount
+    db.execute("DROP TABLE digest_staged")  # an add inside a caller's transaction may follow
+    return added
 
 
 @guarded
@@ -63,17 +79,21 @@ class PostgresSuppressions:
 
     def add(self, entries: Iterable[tuple[str, str, str]]) -> int:
         """Add (email, reason, source); an address listed already keeps its first
-        reason. Returns how many were new."""
-        now = stamp(self._clock())
-        added = 0
-        batch: dict[str, tuple[str, str, str]] = {}
+        reason. Returns how many were new. A large add is read whole into a
+        temporary table first, then inserted in one statement: in key order, so
+        that two at once never lock in opposite orders, and stamped when the
+        reading is over, so a long import still reaches the senders that look
+        meanwhile (``records.LOOKBACK``)."""
+        rows = iter(entries)
+        first: dict[str, tuple[str, str, str]] = {}
+        for email, reason, source in rows:
+            first.setdefault(address_key(email), (email, reason, source))
+            if len(first) > _BATCH:
+                break
         with _writing(self._db, "suppression list", self._shown) as db:
-            for email, reason, source in entries:
-                batch.setdefault(address_key(email), (email, reason, source))
-                if len(batch) >= _BATCH:
-                    added, batch = added + _insert(db, batch, now), {}
-            added += _insert(db, batch, now)
-        return added
+            if len(first) <= _BATCH:
+                return _insert(db, first, stamp(self._clock()))
+            return _staged(db, first, rows, self._clock)
 
     def remove(self, emails: Iterable[str]) -> int:
         keys = sorted({address_key(e) for e in emails})
