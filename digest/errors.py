@@ -8,6 +8,7 @@ fix it.
 
 from __future__ import annotations
 
+import signal
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -76,6 +77,18 @@ class TransportError(DigestError):
         self.code = code
         self.message = message
         super().__init__(message)
+
+
+class Interrupted(DigestError):
+    """SIGTERM or Ctrl-C stopped a send part-way, gently: progress is saved and a
+    rerun sends the rest, so it is "not everyone yet" (3) even if nothing went out."""
+
+    exit_code = 3
+
+    def __init__(self, signum: int, what: str) -> None:
+        self.signum = signum
+        super().__init__(f"stopped by {signal.Signals(signum).name}: {what}; progress is "
+                         "saved, run again to send the rest")
 
 
 class LockedError(DigestError):

@@ -156,3 +156,50 @@ def test_a_signal_while_only_a_retry_is_left_stops_at_once(
     assert rerun.returncode == 0
     sent = Counter(rcpt for message in smtp_server.received for rcpt in message.rcpt_tos)
     assert set(sent) == set(emails) and max(sent.values()) == 1
+
+
+def test_a_signal_under_a_slow_rate_begins_nothing_more(
+    tmp_path: Path, smtp_server: FaultyServer,
+) -> None:
+    """Under --rate, each connection waits its turn for a token. A turn that comes
+    after the signal is not taken: the run ends at once, not a message per token later."""
+    write_list(tmp_path / "crash.csv", 40, local="rate", width=4)
+    first = subprocess.Popen([*command(smtp_server, tmp_path), "--rate", "2"], cwd=tmp_path,
+                             env=digest_env(), stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while len(smtp_server.received) < 3:
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    begun, signalled = len(smtp_server.received), time.monotonic()
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=60)
+    assert time.monotonic() - signalled < 2
+    assert first.returncode == 3, err
+    assert len(smtp_server.received) - begun <= 1  # one begun as the signal came, at most
+    assert in_flight(tmp_path) == set()
+
+
+def test_a_signal_while_resting_after_a_connection_failure_stops_at_once(
+    tmp_path: Path, smtp_server: FaultyServer,
+) -> None:
+    """After a connection fails, the sender rests for the backoff before it tries
+    again. A signal then ends the run within a moment, and with 3 (run again), not 1
+    (nothing sent: bad input), though nothing was sent."""
+    write_list(tmp_path / "crash.csv", 5, local="rest", width=4)
+    smtp_server.fail_greeting(421, times=1)
+    first = subprocess.Popen([*command(smtp_server, tmp_path), "--concurrency", "1",
+                              "--retry-delay", "40"], cwd=tmp_path, env=digest_env(),
+                             stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while smtp_server.pending_faults:
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.005)
+    time.sleep(0.5)
+    signalled = time.monotonic()
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=60)
+    assert time.monotonic() - signalled < 5  # not the 20 s or more of the backoff
+    assert (first.returncode, err) == (3, (
+        "Error: stopped by SIGTERM: the messages in hand were sent and no more begun; "
+        "progress is saved, run again to send the rest\n"))
+    assert smtp_server.received == []

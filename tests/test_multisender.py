@@ -181,9 +181,9 @@ def test_a_lease_that_ends_after_the_last_claim_is_still_taken_over(
         assert sorted(p.email for p in claims.pending()) == people
 
 
-@pytest.mark.parametrize("ahead_by", ["+10m", "+5d"])
+@pytest.mark.parametrize(("ahead_by", "workers"), [("+10m", "1"), ("+5d", "1"), ("+5d", "2")])
 def test_a_sender_whose_clock_runs_ahead_leaves_a_live_senders_work_alone(
-    tmp_path: Path, smtp_server: FaultyServer, postgres_url: str, ahead_by: str,
+    tmp_path: Path, smtp_server: FaultyServer, postgres_url: str, ahead_by: str, workers: str,
 ) -> None:
     """Leases end, and queued recipients expire, by the database server's clock. A
     machine whose clock is ten minutes fast would otherwise find every lease of a live
@@ -197,7 +197,8 @@ def test_a_sender_whose_clock_runs_ahead_leaves_a_live_senders_work_alone(
                              env=env)
     wait_for("the first sender at work", lambda: len(holders(postgres_url)) >= 1, right)
     ahead = subprocess.Popen(["faketime", "-f", ahead_by,
-                              *command(smtp_server, postgres_url, "ahead.json")],
+                              *command(smtp_server, postgres_url, "ahead.json", "--workers",
+                                       workers)],
                              cwd=tmp_path, env=env)
     assert [right.wait(timeout=120), ahead.wait(timeout=120)] == [0, 0]
     sent = copies(smtp_server)

@@ -41,7 +41,7 @@ from digest.delivery.claims import (
     stopping_signals,
     variants_for,
 )
-from digest.delivery.issues import IssuePlan, pin_issue, plan_issue
+from digest.delivery.issues import IssuePlan, journal_now, pin_issue, plan_issue
 from digest.delivery.report import SendReport
 from digest.delivery.request import SendRequest
 from digest.delivery.sender import Sender, Tally, run_jobs
@@ -133,9 +133,7 @@ def send(
         try:
             suppressions = store.suppressions  # opened under the lock, then the journal
             journal = store.journal
-            # When recipients were queued, and so when they expire, by the clock every
-            # sender on the state shares: a host days fast must not expire a live issue.
-            kept = store.clock() if store.shared else now
+            kept = journal_now(store, now)
             plan = plan_issue(journal, request, loaded, now=kept)
             if plan.expired and say is not None:
                 say(f"{plan.expired} recipients of campaign {plan.campaign} expired: they "

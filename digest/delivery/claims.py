@@ -32,7 +32,7 @@ from digest.delivery.request import SendRequest
 from digest.delivery.sender import Job, Sender, SendOptions, Tally, run_jobs
 from digest.email.variants import Variants
 from digest.email.wrap import Wrapper, wrap
-from digest.errors import DigestError, TooManyConnectionErrors
+from digest.errors import DigestError, Interrupted, TooManyConnectionErrors
 from digest.model import Subscriber
 from digest.state.records import Pending, Update, stamp
 from digest.state.store import Store
@@ -206,9 +206,7 @@ def stopped_by_signal(run: Run, came: Sequence[int], what: str) -> Run:
     then), unless none came or something else stopped it first."""
     if not came or run.stopped is not None:
         return run
-    return replace(run, stopped=DigestError(
-        f"stopped by {signal.Signals(came[0]).name}: {what}; progress is saved, run again to "
-        "send the rest"))
+    return replace(run, stopped=Interrupted(came[0], what))
 
 
 def deliver_claimed(claims: Claims, variants: Variants, request: SendRequest, todo: int,

@@ -37,7 +37,7 @@ from digest.delivery.request import Cadence, SendRequest
 from digest.errors import ConfigError
 from digest.model import Article
 from digest.state.records import CampaignRecord, Follows, stamp
-from digest.state.store import JournalStore
+from digest.state.store import JournalStore, Store
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,6 +145,13 @@ def plan_issue(journal: JournalStore | None, request: SendRequest, loaded: LoadR
     if not record.closed_at:
         expired += _expire(journal, record.campaign, cadence, now)
     return _resume(record, request, loaded, expired)
+
+
+def journal_now(store: Store, now: datetime) -> datetime:
+    """The time a run queues recipients and expires them by: on a shared state, the
+    clock every sender on it shares (a host days fast must not expire a live
+    issue); otherwise the run's own ``now``."""
+    return store.clock() if store.shared else now
 
 
 def pin_issue(journal: JournalStore, plan: IssuePlan, request: SendRequest, loaded: LoadResult,

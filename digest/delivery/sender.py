@@ -99,15 +99,16 @@ class TokenBucket:
         self._tokens = 1.0 if rate else 0.0
         self._stamp = time.monotonic()
 
-    async def acquire(self) -> None:
-        while self.rate is not None:
+    async def acquire(self, stopping: Callable[[], bool] = lambda: False) -> None:
+        """A token, or none once ``stopping`` holds: the wait is taken in steps."""
+        while self.rate is not None and not stopping():
             now = time.monotonic()
             self._tokens = min(self._room(), self._tokens + (now - self._stamp) * self.rate)
             self._stamp = now
             if self._tokens >= 1:
                 self._tokens -= 1
                 return
-            await asyncio.sleep((1 - self._tokens) / self.rate)
+            await asyncio.sleep(min((1 - self._tokens) / self.rate, STOP_POLL))
 
     def slow_down(self, observed: float) -> None:
         """Halve the rate; uncapped, halve what we achieved so far."""
@@ -220,7 +221,9 @@ class Sender:
         async with _connection(self.transport) as connection:
             while (item := await self._next(source)) is not None:
                 job, attempt = item
-                await self.bucket.acquire()
+                await self.bucket.acquire(self._stopping)
+                if self._stopping():  # stopped while waiting its turn: not yet begun
+                    break
                 try:
                     delivery = await connection.deliver(
                         job.envelope, functools.partial(self._mark_inflight, job, attempt)
@@ -310,8 +313,10 @@ class Sender:
         delay = self.options.retry_delay * 2 ** (attempt - 1) * (0.5 + random.random())
         self._backing_off += 1
         asyncio.get_running_loop().call_later(delay, self._retry, job, attempt + 1)
-        if delivery.connection:
-            await asyncio.sleep(delay)  # the connection failed: give the server a rest too
+        if delivery.connection:  # the connection failed: give the server a rest too
+            resting = time.monotonic() + delay
+            while not self._stopping() and (left := resting - time.monotonic()) > 0:
+                await asyncio.sleep(min(left, STOP_POLL))
 
     def _commit_results(self) -> None:
         """Results ride in the commit of the next in-flight mark. When none has come

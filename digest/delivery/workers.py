@@ -43,10 +43,10 @@ from digest.delivery.claims import (
     stopping_signals,
     variants_for,
 )
-from digest.delivery.issues import plan_issue
+from digest.delivery.issues import journal_now, plan_issue
 from digest.delivery.request import SendRequest
 from digest.delivery.sender import SendOptions, Tally
-from digest.errors import DigestError
+from digest.errors import DigestError, Interrupted
 from digest.state.store import open_store
 
 Rebuild = Callable[[], SendRequest]
@@ -165,10 +165,8 @@ def _stopped(processes: Sequence[BaseProcess], done: dict[int, dict[str, Any]],
     """The first reason the run stopped part-way: a signal, a worker's error, or a
     worker that died without a word."""
     if signals:
-        name = signal.Signals(signals[0]).name
-        return WorkerStopped(f"stopped by {name}: the workers sent the messages they had "
-                             "in hand and claimed no more; progress is saved, run again "
-                             "to send the rest")
+        return Interrupted(signals[0], "the workers sent the messages they had in hand and "
+                           "claimed no more")
     for index, process in enumerate(processes):
         body = done.get(index)
         if body is None:
@@ -249,7 +247,7 @@ def _work(plan: WorkerPlan, index: int, tick: Tick, ready: Callable[[], None]) -
     loaded = load(request.source, lambda message: None)  # the parent warned already
     store = open_store(request.state)
     try:
-        issue = plan_issue(store.journal, request, loaded, now=plan.now)
+        issue = plan_issue(store.journal, request, loaded, now=journal_now(store, plan.now))
         if issue.wait or not issue.articles:  # closed since the parent looked
             return Run(Tally(), 0, 0.0)
         variants = variants_for(issue, request, plan.now)
