@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import email
 import email.policy
+import os
 import socket
 import sqlite3
 import subprocess
@@ -182,9 +183,12 @@ def test_a_folder_is_copied_from_one_snapshot(workdir: Path) -> None:
 def test_a_copy_killed_mid_way_leaves_nothing_for_the_next_one(workdir: Path,
                                                                postgres_url: str) -> None:
     populate(postgres_url)
-    left = workdir / f".out.copying-{_a_dead_pid()}"  # as a copy killed with kill -9 left it
-    left.mkdir()
-    (left / "journal.sqlite3").write_bytes(b"half")
+    # As copies killed with kill -9 left them; one with this pid, as in a container, where
+    # every run may be pid 1.
+    for pid in (_a_dead_pid(), os.getpid()):
+        left = workdir / f".out.copying-{pid}"
+        left.mkdir()
+        (left / "journal.sqlite3").write_bytes(b"half")
     code, _, err = run("state", "copy", postgres_url, "out")
     assert (code, err) == (0, ""), err
     assert sorted(p.name for p in workdir.iterdir() if "out" in p.name) == ["out"]
@@ -209,7 +213,7 @@ def test_copy_names_the_argument_whose_database_is_unreachable(workdir: Path) ->
 
 
 def test_a_libpq_keyword_string_is_refused_not_taken_for_a_folder(workdir: Path) -> None:
-    code, _, err = run("state", "copy", "host=db.example.org dbname=news", "out")
+    code, _, err = run("state", "copy", "target_session_attrs=any host=db", "out")
     assert code == 2
     assert err.endswith(
         "Error: Invalid value for 'SRC': a libpq keyword string is not taken here; give the "
@@ -218,10 +222,19 @@ def test_a_libpq_keyword_string_is_refused_not_taken_for_a_folder(workdir: Path)
     assert not list(workdir.glob("host=*"))
 
 
-def test_migrate_names_a_folder_that_is_not_there(workdir: Path) -> None:
+def test_migrate_says_a_folder_is_not_there_yet(workdir: Path) -> None:
     assert run("state", "migrate", "--state", "nowhere") == (
-        1, "", "Error: --state: nowhere is not a state folder; name the folder a send has "
-               "used, or a postgresql:// URL\n")
+        0, "Nothing to migrate: there is no state at nowhere yet. A state folder is made, "
+           "and its files upgrade themselves, when a command opens it.\n", "")
+    assert not (workdir / "nowhere").exists()
+
+
+def test_an_empty_state_argument_is_refused(workdir: Path) -> None:
+    code, _, err = run("state", "copy", "state", "")
+    assert code == 2
+    assert err.endswith("Error: Invalid value for 'DST': it is empty; give a state folder or a "
+                        "postgresql:// URL\n")
+    assert list(workdir.glob("lock")) == []
 
 
 def test_two_large_suppression_adds_at_once_both_land(postgres_url: str) -> None:

@@ -190,8 +190,12 @@ def list_options(help: str, *, required: bool = False) -> Callable[[F], F]:
 
 # "host=db dbname=news": libpq's other way to name a database, which would otherwise
 # become a folder of that name (and put any password in argv).
-_LIBPQ_KEYWORDS = re.compile(r"\s*(host|hostaddr|port|dbname|user|password|passfile|service"
-                             r"|sslmode|options|application_name|connect_timeout)\s*=")
+_LIBPQ_KEYWORDS = re.compile(
+    r"\s*(host|hostaddr|port|dbname|user|password|passfile|require_auth|channel_binding"
+    r"|connect_timeout|client_encoding|options|application_name|fallback_application_name"
+    r"|keepalives\w*|tcp_user_timeout|replication|gssencmode|sslmode|requiressl|ssl\w+"
+    r"|requirepeer|krbsrvname|gsslib|gssdelegation|service|target_session_attrs"
+    r"|load_balance_hosts)\s*=")
 
 
 class StateParam(click.ParamType):  # type: ignore[type-arg]
@@ -204,6 +208,8 @@ class StateParam(click.ParamType):  # type: ignore[type-arg]
         if isinstance(value, Path):
             return value
         text = str(value)
+        if not text.strip():
+            self.fail("it is empty; give a state folder or a postgresql:// URL", param, ctx)
         scheme, sep, _ = text.partition("://")
         if _LIBPQ_KEYWORDS.match(text):
             self.fail("a libpq keyword string is not taken here; give the database as a URL, "

@@ -37,7 +37,10 @@ def migrate(state: Path | str) -> None:
     from digest.delivery.stateadmin import migrate_state
 
     done = migrate_state(state)
-    if done.before is None:
+    if not done.exists:
+        click.echo(f"Nothing to migrate: there is no state at {done.shown} yet. A state "
+                   "folder is made, and its files upgrade themselves, when a command opens it.")
+    elif done.before is None:
         click.echo(f"Nothing to migrate: {done.shown} is a state folder, whose files "
                    "upgrade themselves when opened.")
     elif done.before == done.after:

@@ -7,7 +7,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from digest.errors import ConfigError
 from digest.state.copy import copy_state as _copy_state
 from digest.state.copy import shown
 from digest.state.postgres.location import PostgresLocation, is_postgres_url
@@ -23,6 +22,7 @@ class Migration:
     shown: str
     before: int | None
     after: int | None
+    exists: bool = True  # False: a folder not made yet, by any command
 
 
 def migrate_state(location: Location) -> Migration:
@@ -30,10 +30,7 @@ def migrate_state(location: Location) -> Migration:
         where = PostgresLocation(location)
         done = migrate_location(where)
         return Migration(where.shown, done.before, done.after)
-    if not Path(location).is_dir():
-        raise ConfigError(f"{location} is not a state folder; name the folder a send has "
-                          "used, or a postgresql:// URL", source="--state")
-    return Migration(str(Path(location)), None, None)
+    return Migration(str(Path(location)), None, None, exists=Path(location).is_dir())
 
 
 def copy_state(src: Location, dst: Location) -> dict[str, int]:

@@ -253,7 +253,8 @@ def _clear_abandoned(folder: Path) -> None:
     into the same folder is kept out by the destination's lock.)"""
     for left in folder.parent.glob(f".{glob.escape(folder.name)}.copying-*"):
         pid = left.name.rpartition("-")[2]
-        if pid.isdigit() and not _running(int(pid)):
+        # This process's own pid too: in a container every run may be pid 1.
+        if pid.isdigit() and (int(pid) == os.getpid() or not _running(int(pid))):
             shutil.rmtree(left, ignore_errors=True)
 
 
