@@ -33,7 +33,8 @@ from digest.state.records import Update
 
 # Seconds a result may wait for a commit to ride in before it commits alone.
 RESULTS_WAIT = 0.1
-# Seconds between looks at whether to stop, while only retries are left, backing off.
+# Seconds between looks at whether to stop, in each wait of a sender: for a retry's
+# backoff, a turn under --rate, a rest after a failed connection.
 STOP_POLL = 0.2
 
 
