@@ -255,6 +255,10 @@ class PostgresJournal(PostgresClaims):
             return
         if self._marks_db is None:
             self._marks_db = self._connect()
+            # A batch of marks is 1 row or dozens. Planned for its size, a larger one was
+            # read by a hash join over the campaign (4 ms for 32 rows of 20,000, against
+            # 0.5 ms through the primary key); the generic plan always takes the key.
+            self._marks_db.execute("SET plan_cache_mode = force_generic_plan")
         with self._writing(self._marks_db) as db:
             db.execute(
                 "UPDATE deliveries AS d SET status=u.s, attempts=d.attempts+u.a,"
