@@ -229,6 +229,29 @@ def test_migrate_says_a_folder_is_not_there_yet(workdir: Path) -> None:
     assert not (workdir / "nowhere").exists()
 
 
+@pytest.mark.parametrize("mistyped", ["psql://digest@db/news", "postgresq://digest@db/news"])
+def test_a_url_of_another_scheme_is_refused_not_taken_for_a_folder(
+    workdir: Path, mistyped: str,
+) -> None:
+    scheme = mistyped.partition("://")[0]
+    code, _, err = run("state", "migrate", "--state", mistyped)
+    assert code == 2
+    assert err.endswith(
+        f"\n\nError: Invalid value for '--state' (env var: 'DIGEST_STATE'): {scheme}:// is not a "
+        "state: give a state folder or a postgresql://user@host/db URL\n")
+    assert not list(workdir.glob("ps*"))
+
+
+def test_a_file_is_refused_as_a_state_folder(workdir: Path) -> None:
+    (workdir / "notes.txt").write_text("not a state\n")
+    code, _, err = run("state", "migrate", "--state", "notes.txt")
+    assert code == 2
+    assert err.endswith("Error: Invalid value for '--state' (env var: 'DIGEST_STATE'): notes.txt "
+                        "is a file, not a state folder: give a state folder (made if missing) "
+                        "or a postgresql:// URL\n")
+    assert (workdir / "notes.txt").read_text() == "not a state\n"
+
+
 def test_an_empty_state_argument_is_refused(workdir: Path) -> None:
     code, _, err = run("state", "copy", "state", "")
     assert code == 2

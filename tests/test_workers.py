@@ -9,16 +9,19 @@ worker killed.
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 import re
 import signal
 import subprocess
 import sys
+import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from digest.delivery.workers import start
 from tests.helpers import REPO, copies, digest_env, journal, wait_for, write_list
 from tests.smtpd import FaultyServer
 
@@ -142,6 +145,21 @@ def test_workers_die_with_a_send_killed_by_sigkill_and_the_rerun_finishes(
     received = Counter(r for m in smtp_server.received for r in m.rcpt_tos)
     assert set(received) == set(emails)
     assert sum(received.values()) - len(emails) <= 4  # at most one in flight per connection
+
+
+def test_a_signal_that_comes_while_the_workers_start_reaches_every_one() -> None:
+    """The parent forwards a signal to the workers running when it comes; those it
+    starts afterwards are told once all have started, not left to send everything."""
+    context = multiprocessing.get_context("spawn")
+    processes = [context.Process(target=time.sleep, args=(60,)) for _ in range(3)]
+    try:
+        start(processes, [signal.SIGTERM])  # came before any had started
+        for process in processes:
+            process.join(30)
+        assert [p.exitcode for p in processes] == [-signal.SIGTERM] * 3
+    finally:
+        for process in processes:
+            process.kill()
 
 
 ORPHAN = """

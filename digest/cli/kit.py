@@ -190,6 +190,7 @@ def list_options(help: str, *, required: bool = False) -> Callable[[F], F]:
 
 # "host=db dbname=news": libpq's other way to name a database, which would otherwise
 # become a folder of that name (and put any password in argv).
+_SCHEME = re.compile(r"[A-Za-z][A-Za-z0-9+.-]*")
 _LIBPQ_KEYWORDS = re.compile(
     r"\s*(host|hostaddr|port|dbname|user|password|passfile|require_auth|channel_binding"
     r"|connect_timeout|client_encoding|options|application_name|fallback_application_name"
@@ -215,8 +216,16 @@ class StateParam(click.ParamType):  # type: ignore[type-arg]
             self.fail("a libpq keyword string is not taken here; give the database as a URL, "
                       "e.g. postgresql://digest@db.example.org:5432/news (the password from "
                       "PGPASSWORD, ~/.pgpass or DIGEST_STATE_PASSWORD)", param, ctx)
+        if sep and scheme.lower() not in ("postgresql", "postgres") and _SCHEME.fullmatch(scheme):
+            # Else a URL of another scheme (psql://, a typo) would become a new folder.
+            self.fail(f"{scheme}:// is not a state: give a state folder or a "
+                      "postgresql://user@host/db URL", param, ctx)
         if not sep or scheme.lower() not in ("postgresql", "postgres"):
-            return Path(text)
+            path = Path(text)
+            if path.exists() and not path.is_dir():
+                self.fail(f"{text} is a file, not a state folder: give a state folder "
+                          "(made if missing) or a postgresql:// URL", param, ctx)
+            return path
         parts = urlsplit(text)
         if parts.password is not None or "password" in dict(parse_qsl(parts.query)):
             self.fail("a password in the URL is refused; put it in PGPASSWORD, ~/.pgpass "

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import dataclasses
+import functools
 import multiprocessing
 import os
 import queue
@@ -107,8 +108,7 @@ def run_workers(plan: WorkerPlan, options: SendOptions, todo: int, on_tick: Tick
     started = time.monotonic()
     readied: list[float] = []
     with _forwarding(processes) as signals:
-        for process in processes:
-            process.start()
+        start(processes, signals)
         for kind, index, body in _messages(results, processes):
             if kind == "ready":
                 # The sending starts when the first worker starts it, as one sender's
@@ -182,15 +182,24 @@ def _stopped(processes: Sequence[BaseProcess], done: dict[int, dict[str, Any]],
     return None
 
 
+def start(processes: Sequence[BaseProcess], signals: list[int]) -> None:
+    """Start the workers. A signal that came while they started reached only those
+    already running, so the rest hear it once they are."""
+    for process in processes:
+        process.start()
+    if signals:
+        _forward(processes)
+
+
 def _forwarding(processes: Sequence[BaseProcess]) -> AbstractContextManager[list[int]]:
     """SIGTERM and SIGINT reach the workers as SIGTERM; the list says which came."""
+    return stopping_signals(functools.partial(_forward, processes))
 
-    def forward() -> None:
-        for process in processes:
-            if process.pid is not None and process.exitcode is None:
-                os.kill(process.pid, signal.SIGTERM)
 
-    return stopping_signals(forward)
+def _forward(processes: Sequence[BaseProcess]) -> None:
+    for process in processes:
+        if process.pid is not None and process.exitcode is None:
+            os.kill(process.pid, signal.SIGTERM)
 
 
 def die_with_parent(kernel: bool = _LINUX) -> None:
