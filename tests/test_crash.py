@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import json
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter, defaultdict
 from pathlib import Path
@@ -203,3 +205,43 @@ def test_a_signal_while_resting_after_a_connection_failure_stops_at_once(
         "Error: stopped by SIGTERM: the messages in hand were sent and no more begun; "
         "progress is saved, run again to send the rest\n"))
     assert smtp_server.received == []
+
+
+def _stall_after_ehlo(listener: socket.socket) -> None:
+    """A server that greets and answers EHLO, then never answers MAIL."""
+    while True:
+        try:
+            connection, _ = listener.accept()
+        except OSError:
+            return
+        connection.sendall(b"220 slow.example.org ESMTP\r\n")
+        connection.recv(1024)
+        connection.sendall(b"250 slow.example.org\r\n")
+
+
+@pytest.mark.parametrize("stall", ["greeting", "mail"])
+def test_a_signal_while_a_slow_server_has_begun_no_message_stops_at_once(
+    tmp_path: Path, smtp_server: FaultyServer, stall: str,
+) -> None:
+    """A connection still waiting for the server's greeting, or for its reply to
+    MAIL, has begun no message; a signal does not wait out --timeout for it."""
+    write_list(tmp_path / "crash.csv", 5, local="slow", width=4)
+    with socket.socket() as slow:  # the kernel accepts for it; it says nothing itself
+        slow.bind(("127.0.0.1", 0))
+        slow.listen()
+        if stall == "mail":
+            threading.Thread(target=_stall_after_ehlo, args=(slow,), daemon=True).start()
+        first = subprocess.Popen(
+            [*command(smtp_server, tmp_path), "--transport",
+             f"smtp://127.0.0.1:{slow.getsockname()[1]}", "--timeout", "60"],
+            cwd=tmp_path, env=digest_env(), stderr=subprocess.PIPE, text=True)
+        time.sleep(2)  # the render, and then the connections' wait
+        signalled = time.monotonic()
+        first.send_signal(signal.SIGTERM)
+        _, err = first.communicate(timeout=90)
+        slow.shutdown(socket.SHUT_RDWR)
+    assert time.monotonic() - signalled < 5  # not the 60 s of --timeout
+    assert (first.returncode, err) == (3, (
+        "Error: stopped by SIGTERM: the messages in hand were sent and no more begun; "
+        "progress is saved, run again to send the rest\n"))
+    assert in_flight(tmp_path) == set()

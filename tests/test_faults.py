@@ -16,8 +16,10 @@ import trustme
 from click.testing import CliRunner
 
 from digest.cli.main import cli
-from digest.delivery.sender import Job, Sender, SendOptions, Tally, TokenBucket
-from digest.delivery.smtp import SmtpConfig, SmtpTransport
+from digest.delivery.rate import TokenBucket
+from digest.delivery.sender import Job, Sender, SendOptions, Tally
+from digest.delivery.smtp import SmtpTransport
+from digest.delivery.smtp_config import SmtpConfig
 from digest.delivery.transport import Delivery
 from digest.state.store import open_store
 from tests.helpers import AS_OF, TESTS, envelope, journal, no_mark, send

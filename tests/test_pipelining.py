@@ -16,7 +16,8 @@ from typing import Self
 
 import pytest
 
-from digest.delivery.smtp import SmtpConfig, SmtpConnection, SmtpTransport
+from digest.delivery.smtp import SmtpConnection, SmtpTransport
+from digest.delivery.smtp_config import SmtpConfig
 from digest.delivery.transport import Delivery
 from digest.errors import DigestError
 from tests.helpers import envelope, no_mark

@@ -439,10 +439,11 @@ def test_serve_on_a_state_that_cannot_be_one_says_so_before_serving(
     (make_workdir() / "not-a-folder").write_text("", encoding="utf-8")
     result = CliRunner().invoke(cli, ["serve", "--listen", "127.0.0.1:0", "--state",
                                       "not-a-folder"], env={"DIGEST_SECRET": KEY})
-    assert result.exit_code == 1
-    assert result.stderr.startswith("Error: not-a-folder/journal.sqlite3: cannot use the "
-                                    "journal ([Errno 17] File exists: 'not-a-folder')")
-    assert result.stderr.count("\n") == 1
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        "\n\nError: Invalid value for '--state' (env var: 'DIGEST_STATE'): not-a-folder is a "
+        "file, not a state folder: give a state folder (made if missing) or a postgresql:// "
+        "URL\n")
 
 
 def test_digest_serve_runs_as_a_process_and_stops_on_sigterm(

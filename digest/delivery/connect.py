@@ -22,7 +22,8 @@ def make_transport(spec: str, **smtp_options: object) -> Transport:
         if not rest.startswith("//"):
             raise ConfigError(f"{redact(spec)!r} lacks the // after {scheme}:; use "
                               f"{scheme}://[user@]host[:port]", source="--transport")
-        from digest.delivery.smtp import SmtpTransport, parse_smtp_url  # aiosmtplib only now
+        from digest.delivery.smtp import SmtpTransport  # aiosmtplib only now
+        from digest.delivery.smtp_config import parse_smtp_url
 
         return SmtpTransport(parse_smtp_url(spec, **smtp_options))
     raise ConfigError(

@@ -26,6 +26,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from digest.delivery.rate import STOP_POLL, TokenBucket
 from digest.delivery.transport import Connection, Delivery, Transport
 from digest.email.message import Envelope
 from digest.errors import DigestError, TooManyConnectionErrors
@@ -33,9 +34,6 @@ from digest.state.records import Update
 
 # Seconds a result may wait for a commit to ride in before it commits alone.
 RESULTS_WAIT = 0.1
-# Seconds between looks at whether to stop, in each wait of a sender: for a retry's
-# backoff, a turn under --rate, a rest after a failed connection.
-STOP_POLL = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,57 +79,6 @@ class Tally:
         return time.monotonic() - self.started
 
 
-class TokenBucket:
-    """At most ``rate`` acquisitions a second. ``None`` means no limit.
-
-    It starts with one token, so the first second of a send stays within the cap
-    too; a pause (waiting on a slow server) saves up at most one second's worth.
-
-    Throttling replies (421, 454) cut the rate in half; each success after that
-    wins back 5%, up to the configured cap (AIMD-like, so a busy server sees
-    us back off quickly and return gently).
-    """
-
-    FLOOR = 5.0  # messages a second; below this a weekly send never finishes
-
-    def __init__(self, rate: float | None) -> None:
-        self.cap = rate
-        self.rate = rate
-        self._tokens = 1.0 if rate else 0.0
-        self._stamp = time.monotonic()
-
-    async def acquire(self, stopping: Callable[[], bool] = lambda: False) -> None:
-        """A token, or none once ``stopping`` holds: the wait is taken in steps."""
-        while self.rate is not None and not stopping():
-            now = time.monotonic()
-            self._tokens = min(self._room(), self._tokens + (now - self._stamp) * self.rate)
-            self._stamp = now
-            if self._tokens >= 1:
-                self._tokens -= 1
-                return
-            await asyncio.sleep(min((1 - self._tokens) / self.rate, STOP_POLL))
-
-    def slow_down(self, observed: float) -> None:
-        """Halve the rate; uncapped, halve what we achieved so far."""
-        base = self.rate if self.rate is not None else observed
-        self.rate = max(base / 2, min(self.FLOOR, self.cap or self.FLOOR))
-        self._tokens = min(self._tokens, self._room())
-
-    def _room(self) -> float:
-        """The most tokens saved up: a second's worth, and at least one, or a rate
-        below one a second would never have a whole token to hand out."""
-        return max(1.0, self.rate or 0.0)
-
-    def speed_up(self) -> None:
-        if self.rate is None:
-            return
-        self.rate *= 1.05
-        if self.cap is not None:
-            self.rate = min(self.rate, self.cap)
-        elif self.rate > 10_000:
-            self.rate = None  # fully recovered: uncapped again
-
-
 class Recorder(Protocol):
     """Where the sender writes its marks: the journal, or a sender's claims over it."""
 
@@ -169,6 +116,8 @@ class Sender:
         self._committing: asyncio.Future[None] | None = None  # a commit in the thread
         self._thread = ThreadPoolExecutor(1, "marks") if journal.apply_in_thread else None
         self._results_due: asyncio.TimerHandle | None = None
+        self._unbegun: set[asyncio.Task[None]] = set()  # workers yet to ask a message's mark
+        self._cut: set[asyncio.Task[None]] = set()  # those a stop cancelled
 
     def _commit(self, *extra: Update) -> None:
         updates = [*self._waiting, *extra]
@@ -188,9 +137,11 @@ class Sender:
         source = iter(jobs)
         workers = [asyncio.create_task(self._worker(source))
                    for _ in range(self.options.concurrency)]
+        watch = asyncio.create_task(self._cut_unbegun_on_stop())
         try:
             await asyncio.gather(*workers)
         finally:
+            watch.cancel()
             while self._committing is not None:
                 await asyncio.wait([self._committing])
             if self._results_due is not None:
@@ -226,9 +177,11 @@ class Sender:
                 if self._stopping():  # stopped while waiting its turn: not yet begun
                     break
                 try:
-                    delivery = await connection.deliver(
-                        job.envelope, functools.partial(self._mark_inflight, job, attempt)
-                    )
+                    delivery = await self._deliver(connection, job, attempt)
+                except asyncio.CancelledError:
+                    if not self._cut_here():
+                        raise
+                    break  # stopped while the message had not begun
                 except DigestError as exc:
                     # A transport raises only for a message it did not deliver, so an
                     # in-flight mark already written must not read as "maybe sent".
@@ -238,6 +191,38 @@ class Sender:
                     break
                 await self._record(job, attempt, delivery)
         self._wakeup.set()  # let idle workers re-check whether anything is left
+
+    async def _deliver(self, connection: Connection, job: Job, attempt: int) -> Delivery:
+        task = asyncio.current_task()
+        assert task is not None
+        self._unbegun.add(task)
+
+        def begin() -> asyncio.Future[None]:
+            self._unbegun.discard(task)
+            return self._mark_inflight(job, attempt)
+
+        try:
+            return await connection.deliver(job.envelope, begin)
+        finally:
+            self._unbegun.discard(task)
+
+    async def _cut_unbegun_on_stop(self) -> None:
+        """A connection still opening, or waiting on a slow server's replies to MAIL
+        and RCPT, has begun no message: a stop cancels it, rather than wait for it up
+        to --timeout. A message whose mark was asked for goes on to its end."""
+        while not self._stopping():
+            await asyncio.sleep(STOP_POLL)
+        for task in self._unbegun:
+            self._cut.add(task)
+            task.cancel()
+
+    def _cut_here(self) -> bool:
+        task = asyncio.current_task()
+        if task not in self._cut:
+            return False
+        assert task is not None
+        task.uncancel()
+        return True
 
     def _mark_inflight(self, job: Job, attempt: int) -> asyncio.Future[None]:
         """Mark this recipient in flight; the future is done once the mark is committed.

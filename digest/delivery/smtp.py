@@ -31,91 +31,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ipaddress
 import ssl
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlsplit
 
 import aiosmtplib
 
 from digest.audience.dsn import reply_kind
 from digest.delivery import smtp_adapter as wire
-from digest.delivery.transport import BeforeData, Delivery, redact
+from digest.delivery.smtp_config import SmtpConfig
+from digest.delivery.transport import BeforeData, Delivery
 from digest.email.message import Envelope
-from digest.errors import ConfigError, TransportError
+from digest.errors import TransportError
 
 THROTTLE_CODES = (421, 454)
 _FAULTS = (TimeoutError, OSError, aiosmtplib.SMTPException, wire.MalformedReply)
 """What a connection can raise short of a reply: drops, timeouts, protocol faults."""
 
 Stage = Literal["mail", "rcpt", "data", "dot"]
-
-
-@dataclass(frozen=True, slots=True)
-class SmtpConfig:
-    host: str
-    port: int
-    implicit_tls: bool
-    user: str | None = None
-    password: str | None = field(default=None, repr=False)
-    tls_policy: str = "auto"
-    ca_file: Path | None = None
-    timeout: float = 30.0
-
-    @property
-    def loopback(self) -> bool:
-        if self.host == "localhost":
-            return True
-        try:
-            return ipaddress.ip_address(self.host).is_loopback
-        except ValueError:
-            return False
-
-    def tls_context(self) -> ssl.SSLContext:
-        try:
-            return ssl.create_default_context(cafile=str(self.ca_file) if self.ca_file else None)
-        except (OSError, ssl.SSLError) as exc:
-            raise ConfigError(f"cannot load {self.ca_file}: {exc}", source="--ca-file") from exc
-
-
-def parse_smtp_url(spec: str, **options: object) -> SmtpConfig:
-    """``smtp://user@host:587`` -> SmtpConfig. A password in the URL is refused, and
-    an error shows the spec only through redact(), so it never repeats one."""
-    scheme = "smtps" if spec.startswith("smtps:") else "smtp"
-    form, shown = f"{scheme}://[user@]host[:port]", redact(spec)
-
-    def refuse(message: str) -> ConfigError:
-        return ConfigError(message, source="--transport")
-
-    try:
-        parts = urlsplit(spec)
-    except ValueError as exc:
-        raise refuse(f"cannot read {shown!r} as a URL; use {form}, with an IPv6 address "
-                     f"in brackets: {scheme}://[::1]:587") from exc
-    if parts.password is not None:
-        raise refuse("a password does not belong in the transport URL (it would show in the "
-                     "process list); set DIGEST_SMTP_PASSWORD or smtp-password in the config file")
-    for what, present in (("a path", parts.path), ("a query", parts.query or "?" in spec),
-                          ("a fragment", parts.fragment or "#" in spec)):
-        if present:
-            raise refuse(f"{shown!r} has {what}; use {form}, with nothing after the port")
-    try:
-        port = parts.port
-    except ValueError:
-        port = -1
-    if port is not None and not 1 <= port <= 65535:
-        raise refuse(f"the port in {shown!r} must be a number from 1 to 65535; use {form}")
-    if not parts.hostname:
-        raise refuse(f"no host in {shown!r}; use {form}, e.g. {scheme}://mail.example.org")
-    return SmtpConfig(
-        host=parts.hostname,
-        port=port or (465 if scheme == "smtps" else 587),
-        implicit_tls=scheme == "smtps",
-        user=unquote(parts.username) if parts.username else None,
-        **options,  # type: ignore[arg-type]
-    )
 
 
 def _cert_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
@@ -221,7 +153,12 @@ class SmtpConnection:
             except _FAULTS as exc:
                 self._wire = None
                 return self._cannot_connect(envelope, exc)
-        return await self._transaction(self._wire, envelope, before_data)
+        smtp = self._wire
+        try:
+            return await self._transaction(smtp, envelope, before_data)
+        except asyncio.CancelledError:
+            smtp.close()  # cut mid-exchange: the replies still owed would answer a QUIT
+            raise
 
     def _cannot_connect(self, envelope: Envelope, exc: BaseException) -> Delivery:
         cert = _cert_failure(exc)
