@@ -119,6 +119,20 @@ def test_a_refused_sender_before_any_delivery_exits_1_and_still_reports(
     assert (report["sent"], report["sent_this_run"]) == (0, 0)
 
 
+def test_a_connection_waiting_its_turn_under_rate_begins_nothing_once_the_sender_is_refused(
+    workdir: Path, smtp_server: FaultyServer
+) -> None:
+    """The first MAIL FROM is refused for good, which stops the run; the other
+    connection, waiting for its --rate turn, does not try the server once more."""
+    write_list(workdir / "many.csv", 5)
+    smtp_server.throttle(550, times=100)
+    code, _, err = run_send("--list", "many.csv", "--concurrency", "2", "--rate", "1",
+                            "--transport", f"smtp://{smtp_server.host}:{smtp_server.port}")
+    assert code == 1
+    assert err.startswith("Error: 127.0.0.1 refused the sender")
+    assert 100 - smtp_server.pending_faults == 1
+
+
 def test_a_journal_on_a_full_disk_leaves_no_false_in_flight_marks(
     workdir: Path, tiny_disk: Mount, smtp_server: FaultyServer
 ) -> None:

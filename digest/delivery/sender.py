@@ -173,8 +173,8 @@ class Sender:
         async with _connection(self.transport) as connection:
             while (item := await self._next(source)) is not None:
                 job, attempt = item
-                await self.bucket.acquire(self._stopping)
-                if self._stopping():  # stopped while waiting its turn: not yet begun
+                await self.bucket.acquire(self._halted)
+                if self._halted():  # stopped while waiting its turn: not yet begun
                     break
                 try:
                     delivery = await self._deliver(connection, job, attempt)
@@ -191,6 +191,10 @@ class Sender:
                     break
                 await self._record(job, attempt, delivery)
         self._wakeup.set()  # let idle workers re-check whether anything is left
+
+    def _halted(self) -> bool:
+        """Whether to begin nothing more: a signal came, or an error stopped the run."""
+        return self._fatal is not None or self._stopping()
 
     async def _deliver(self, connection: Connection, job: Job, attempt: int) -> Delivery:
         task = asyncio.current_task()
