@@ -10,11 +10,13 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import threading
 import time
 from collections import Counter, defaultdict
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ from tests.helpers import REPO, digest_env, in_flight, write_list
 from tests.smtpd import FaultyServer
 
 RECIPIENTS = 300
+LONG_LIST = 100_000  # rows: seconds to read into the journal
 CONCURRENCY = 4
 
 
@@ -245,3 +248,44 @@ def test_a_signal_while_a_slow_server_has_begun_no_message_stops_at_once(
         "Error: stopped by SIGTERM: the messages in hand were sent and no more begun; "
         "progress is saved, run again to send the rest\n"))
     assert in_flight(tmp_path) == set()
+
+
+def test_a_signal_while_the_lists_are_read_stops_before_sending_and_the_rerun_finishes(
+    tmp_path: Path, smtp_server: FaultyServer,
+) -> None:
+    """SIGTERM while a long list is read into the journal: the batches recorded stay,
+    nothing is sent, the report is written and the exit is 3; the rerun reads the
+    list again and mails everyone once."""
+    emails = [f"reader{n:03d}@example.org" for n in range(100)]
+    with (tmp_path / "crash.csv").open("w", encoding="utf-8") as out:
+        out.write("email,name,tags,status\n")
+        out.writelines(f"gone{n:06d}@example.org,,,unsubscribed\n" for n in range(LONG_LIST))
+        out.writelines(f"{email},,,\n" for email in emails)
+    first = subprocess.Popen(command(smtp_server, tmp_path), cwd=tmp_path, env=digest_env(),
+                             stderr=subprocess.PIPE, text=True)
+    journal_file = tmp_path / ".digest" / "journal.sqlite3"
+
+    def recorded() -> int:
+        try:
+            with closing(sqlite3.connect(journal_file)) as db:
+                return int(db.execute("SELECT count(*) FROM deliveries").fetchone()[0])
+        except sqlite3.OperationalError:  # not made yet
+            return 0
+
+    deadline = time.monotonic() + 60
+    while recorded() == 0:
+        assert first.poll() is None and time.monotonic() < deadline
+        time.sleep(0.01)
+    first.send_signal(signal.SIGTERM)
+    _, err = first.communicate(timeout=60)
+    assert (first.returncode, err) == (3, (
+        "Error: stopped by SIGTERM: the lists were read in part, and nothing was sent; "
+        "progress is saved, run again to send the rest\n"))
+    assert smtp_server.received == []
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert report["stopped"].startswith("stopped by SIGTERM: the lists were read in part")
+    assert 0 < recorded() < LONG_LIST
+    second = subprocess.run(command(smtp_server, tmp_path), cwd=tmp_path, env=digest_env(),
+                            timeout=600)
+    assert second.returncode == 0
+    assert Counter(r for m in smtp_server.received for r in m.rcpt_tos) == Counter(emails)

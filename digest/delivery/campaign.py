@@ -19,6 +19,8 @@ one send, on either backend (delivery/workers.py).
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import itertools
 import threading
 import time
@@ -48,7 +50,7 @@ from digest.delivery.sender import Sender, Tally, run_jobs
 from digest.delivery.workers import Rebuild, WorkerPlan, run_workers, worker_count
 from digest.email.message import message_id
 from digest.email.variants import Variants
-from digest.errors import ConfigError, DigestError, TooManyConnectionErrors
+from digest.errors import ConfigError, DigestError, Interrupted, TooManyConnectionErrors
 from digest.model import StateLocation, Subscriber
 from digest.state.records import Entry, Pending, stamp
 from digest.state.store import LOOKUP_PAGE, JournalStore, Store, SuppressionStore, open_store
@@ -123,13 +125,15 @@ def send(
     """One personalised message per subscriber, through the transport, with
     every step journalled so that a rerun finishes the job. ``say`` hears
     which issue the run is for when that is not simply a new one. ``rebuild``
-    makes this request again in another process: without it, one process sends."""
+    makes this request again in another process: without it, one process sends.
+    SIGTERM or Ctrl-C while the lists are read stops the run before it sends."""
     started = time.monotonic()
     loaded = load(request.source, warn)
     if request.dry_run:
         return _dry_run(request, loaded, now, warn)
     store = open_store(request.state, memory_journal=not request.journal)
-    with store.send_lock():
+    stop = threading.Event()
+    with store.send_lock(), stopping_signals(stop.set) as came:
         try:
             suppressions = store.suppressions  # opened under the lock, then the journal
             journal = store.journal
@@ -150,17 +154,9 @@ def send(
                 if plan.wait or not plan.articles:
                     return _nothing_to_send(journal, plan)
                 variants = variants_for(plan, request, now)
-            entries = journal_entries(rows, variants, suppressions, store.preferences, warn)
-            journal.add(plan.campaign, entries, queued_at=stamp(kept))
-            mark = stamp(store.clock())  # unsubscribes from here on reach the senders per batch
-            recovered = _recover(store, plan.campaign)
-            store.apply_suppressions(plan.campaign)
-            todo = journal.count_todo(plan.campaign)
-            if todo and plan.resumed is not None and say is not None:
-                say(_resuming(plan))
-            run = _sending(store, plan.campaign, variants, request, todo,
-                           _Senders(now, mark, on_tick, rebuild))
-            recovered += run.recovered
+            listing = _Listing(rows, variants, stop, came, kept)
+            run, recovered = _list_then_send(store, plan, request, listing,
+                                             _Senders(now, on_tick, rebuild, say), warn)
             suppressions.add((email, "bounced", f"campaign:{plan.campaign}")
                              for email in journal.bounced(plan.campaign))
             counts = journal.counts(plan.campaign)
@@ -179,15 +175,62 @@ def send(
                       resumed=plan.resumed is not None)
 
 
+class _ListStopped(Exception):
+    """A signal came while the lists were read into the journal."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Listing:
+    """The list rows to record, and what stops the recording: a signal's event,
+    with the signals that came."""
+
+    rows: Iterator[ListRow]
+    variants: Variants
+    stop: threading.Event
+    came: list[int]
+    queued: datetime
+
+    def until_stopped(self) -> Iterator[ListRow]:
+        for row in self.rows:
+            if self.stop.is_set():  # the batch in hand is dropped whole; the rerun reads it
+                raise _ListStopped
+            yield row
+
+
+def _list_then_send(store: Store, plan: IssuePlan, request: SendRequest, listing: _Listing,
+                    senders: _Senders, warn: Warn) -> tuple[Run, int]:
+    """Record the lists in the journal, then send to whoever is owed the issue;
+    the run, and how many left in flight by an earlier one were sent again."""
+    journal = store.journal
+    entries = journal_entries(listing.until_stopped(), listing.variants, store.suppressions,
+                              store.preferences, warn)
+    with contextlib.suppress(_ListStopped):
+        journal.add(plan.campaign, entries, queued_at=stamp(listing.queued))
+    # Unsubscribes from here on reach the senders a batch at a time.
+    senders = dataclasses.replace(senders, mark=stamp(store.clock()))
+    recovered = _recover(store, plan.campaign)
+    store.apply_suppressions(plan.campaign)
+    todo = journal.count_todo(plan.campaign)
+    if listing.stop.is_set():
+        return Run(Tally(), todo, 0.0, stopped=Interrupted(
+            listing.came[0], "the lists were read in part, and nothing was sent")), recovered
+    if todo and plan.resumed is not None and senders.say is not None:
+        senders.say(_resuming(plan))
+    run = _sending(store, plan.campaign, listing.variants, request, todo, senders)
+    return run, recovered + run.recovered
+
+
 @dataclass(frozen=True, slots=True)
 class _Senders:
-    """How the sending runs: the run's clock, the suppression mark the senders
-    start from, who hears the tally, and how a worker process makes the request."""
+    """How the sending runs: the run's clock, who hears the tally, how a worker
+    process makes the request, who hears which issue is being resumed, and the
+    suppression mark the senders start from (stamped once the lists are in)."""
 
     now: datetime
-    mark: str
     on_tick: Tick | None
     rebuild: Rebuild | None
+    say: Warn | None
+    mark: str = ""
 
 
 def _sending(store: Store, campaign: str, variants: Variants, request: SendRequest,
