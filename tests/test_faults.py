@@ -5,6 +5,7 @@ that 421 and 454 drive. Nothing on the client side is mocked."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import ssl
 import time
@@ -20,7 +21,8 @@ from digest.delivery.rate import TokenBucket
 from digest.delivery.sender import Job, Sender, SendOptions, Tally
 from digest.delivery.smtp import SmtpTransport
 from digest.delivery.smtp_config import SmtpConfig
-from digest.delivery.transport import Delivery
+from digest.delivery.transport import BeforeData, Delivery
+from digest.email.message import Envelope
 from digest.state.store import open_store
 from tests.helpers import AS_OF, TESTS, envelope, journal, no_mark, send
 from tests.smtpd import FaultyServer, server_tls_context
@@ -367,3 +369,39 @@ def test_421_and_454_lower_the_rate_of_a_send(smtp_server: FaultyServer, tmp_pat
     assert sorted(r for m in smtp_server.received for r in m.rcpt_tos) == [
         f"reader{n}@example.org" for n in range(1, 6)]
 
+
+
+class _DeafToOneCancel:
+    """A connection whose server is slow to greet, as in aiosmtplib on Python 3.11:
+    a wait_for whose reply has just come returns it and drops the cancel, and the
+    connection goes on to wait for the next reply."""
+
+    async def deliver(self, envelope: Envelope, before_data: BeforeData) -> Delivery:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(30)  # the greeting
+        await asyncio.sleep(30)  # the reply to MAIL
+        raise AssertionError("a stopped sender went on past MAIL")
+
+    async def close(self) -> None:
+        pass
+
+
+class _DeafTransport:
+    description = "deaf://"
+
+    def connection(self) -> _DeafToOneCancel:
+        return _DeafToOneCancel()
+
+
+def test_a_stop_cuts_a_connection_that_dropped_the_first_cut(tmp_path: Path) -> None:
+    store = open_store(tmp_path, memory_journal=True)
+    began = time.monotonic()
+
+    async def run() -> None:
+        sender = Sender(store.journal, "c", _DeafTransport(), SendOptions(concurrency=2),
+                        Tally(), stopping=lambda: time.monotonic() - began > 0.3)
+        await asyncio.wait_for(sender.run(Job(envelope(n)) for n in range(1, 6)), 20)
+
+    asyncio.run(run())
+    store.close()
+    assert time.monotonic() - began < 10  # cut again at the next look, not after 30 s

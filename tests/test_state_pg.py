@@ -252,6 +252,26 @@ def test_a_file_is_refused_as_a_state_folder(workdir: Path) -> None:
     assert (workdir / "notes.txt").read_text() == "not a state\n"
 
 
+def test_the_default_state_folder_is_checked_too(workdir: Path) -> None:
+    (workdir / ".digest").write_text("not a state\n")
+    code, _, err = run("status")
+    assert code == 2
+    assert err.endswith("Error: Invalid value for '--state' (env var: 'DIGEST_STATE'): .digest "
+                        "is a file, not a state folder: give a state folder (made if missing) "
+                        "or a postgresql:// URL\n")
+
+
+def test_a_state_folder_that_cannot_be_looked_at_gets_one_line_not_a_traceback(
+    workdir: Path,
+) -> None:
+    name = "s" * 300  # ENAMETOOLONG, as EACCES would be under a folder of another user
+    code, _, err = run("state", "migrate", "--state", name)
+    assert (code, err) == (1, f"Error: --state: cannot look into {name}: File name too long\n")
+    code, _, err = run("suppress", "list", "--state", name)
+    assert code == 1
+    assert err.startswith("Error: ") and err.count("\n") == 1 and "Traceback" not in err
+
+
 def test_an_empty_state_argument_is_refused(workdir: Path) -> None:
     code, _, err = run("state", "copy", "state", "")
     assert code == 2

@@ -162,6 +162,22 @@ def test_a_signal_that_comes_while_the_workers_start_reaches_every_one() -> None
             process.kill()
 
 
+def test_a_worker_starts_with_ctrl_c_blocked() -> None:
+    """A terminal's Ctrl-C reaches the whole process group. A worker keeps it out from
+    its first instruction (the parent forwards it as SIGTERM): one that took it while its
+    interpreter started would print a traceback above the run's one-line error."""
+    context = multiprocessing.get_context("spawn")
+    process = context.Process(target=time.sleep, args=(60,))
+    try:
+        start([process], [])
+        status = Path(f"/proc/{process.pid}/status").read_text()
+        blocked = int(re.search(r"^SigBlk:\s*([0-9a-f]+)$", status, re.M)[1], 16)  # type: ignore[index]
+        assert blocked & 1 << (signal.SIGINT - 1)
+    finally:
+        process.kill()
+        process.join()
+
+
 ORPHAN = """
 import multiprocessing, os, sys, time
 from digest.delivery.workers import die_with_parent

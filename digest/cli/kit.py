@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import functools
 import math
+import os
 import re
 import sys
 from collections.abc import Callable
@@ -206,8 +207,8 @@ class StateParam(click.ParamType):  # type: ignore[type-arg]
     name = "FOLDER|URL"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        if isinstance(value, Path):
-            return value
+        if isinstance(value, Path):  # the default
+            return self._folder(value, param, ctx)
         text = str(value)
         if not text.strip():
             self.fail("it is empty; give a state folder or a postgresql:// URL", param, ctx)
@@ -221,16 +222,21 @@ class StateParam(click.ParamType):  # type: ignore[type-arg]
             self.fail(f"{scheme}:// is not a state: give a state folder or a "
                       "postgresql://user@host/db URL", param, ctx)
         if not sep or scheme.lower() not in ("postgresql", "postgres"):
-            path = Path(text)
-            if path.exists() and not path.is_dir():
-                self.fail(f"{text} is a file, not a state folder: give a state folder "
-                          "(made if missing) or a postgresql:// URL", param, ctx)
-            return path
+            return self._folder(Path(text), param, ctx)
         parts = urlsplit(text)
         if parts.password is not None or "password" in dict(parse_qsl(parts.query)):
             self.fail("a password in the URL is refused; put it in PGPASSWORD, ~/.pgpass "
                       "or DIGEST_STATE_PASSWORD", param, ctx)
         return text
+
+    def _folder(self, path: Path, param: click.Parameter | None,
+                ctx: click.Context | None) -> Path:
+        # os.path's tests never raise: a folder that cannot be looked into (EACCES, a
+        # name too long) is left for the store to report, with what to check.
+        if os.path.exists(path) and not os.path.isdir(path):
+            self.fail(f"{path} is a file, not a state folder: give a state folder "
+                      "(made if missing) or a postgresql:// URL", param, ctx)
+        return path
 
 
 def state_option(f: F) -> F:

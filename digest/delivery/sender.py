@@ -213,19 +213,23 @@ class Sender:
     async def _cut_unbegun_on_stop(self) -> None:
         """A connection still opening, or waiting on a slow server's replies to MAIL
         and RCPT, has begun no message: a stop cancels it, rather than wait for it up
-        to --timeout. A message whose mark was asked for goes on to its end."""
-        while not self._stopping():
+        to --timeout. A message whose mark was asked for goes on to its end. The cut
+        is made again at each look: on Python 3.11 a wait_for whose reply had just
+        come drops the cancel, and the connection goes on to MAIL."""
+        while True:
             await asyncio.sleep(STOP_POLL)
-        for task in self._unbegun:
-            self._cut.add(task)
-            task.cancel()
+            if self._stopping():
+                for task in self._unbegun:
+                    self._cut.add(task)
+                    task.cancel()
 
     def _cut_here(self) -> bool:
         task = asyncio.current_task()
         if task not in self._cut:
             return False
         assert task is not None
-        task.uncancel()
+        while task.cancelling():
+            task.uncancel()
         return True
 
     def _mark_inflight(self, job: Job, attempt: int) -> asyncio.Future[None]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from digest.errors import ConfigError
 from digest.state.copy import copy_state as _copy_state
 from digest.state.copy import shown
 from digest.state.postgres.location import PostgresLocation, is_postgres_url
@@ -30,7 +31,13 @@ def migrate_state(location: Location) -> Migration:
         where = PostgresLocation(location)
         done = migrate_location(where)
         return Migration(where.shown, done.before, done.after)
-    return Migration(str(Path(location)), None, None, exists=Path(location).is_dir())
+    folder = Path(location)
+    try:
+        exists = folder.is_dir()
+    except OSError as exc:  # EACCES, a name too long: what a run would meet too
+        raise ConfigError(f"cannot look into {folder}: {exc.strerror}", source="--state"
+                          ) from exc
+    return Migration(str(folder), None, None, exists=exists)
 
 
 def copy_state(src: Location, dst: Location) -> dict[str, int]:

@@ -184,9 +184,16 @@ def _stopped(processes: Sequence[BaseProcess], done: dict[int, dict[str, Any]],
 
 def start(processes: Sequence[BaseProcess], signals: list[int]) -> None:
     """Start the workers. A signal that came while they started reached only those
-    already running, so the rest hear it once they are."""
-    for process in processes:
-        process.start()
+    already running, so the rest hear it once they are. Each starts with SIGINT
+    blocked, as it keeps it (the parent forwards it): else a terminal's Ctrl-C
+    reaching the process group as a worker's interpreter starts would print its
+    traceback."""
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        for process in processes:
+            process.start()
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     if signals:
         _forward(processes)
 
