@@ -370,13 +370,13 @@ def _print_send_summary(report: SendReport, where: str) -> None:
         click.echo(report.waiting)
     elif report.articles == 0:
         click.echo("No articles selected; nothing sent.")
-    elif report.recipients == 0:
+    elif report.recipients == 0 and report.stopped is None:
         click.echo("No subscribers in the list; nothing sent.")
     elif report.dry_run:
         click.echo(f"Dry run: would send {report.todo} messages ({report.articles} articles, "
                    f"{report.variants} variants) via {where}, campaign {report.campaign}; "
                    f"{_counts(report.counts)}. Nothing was delivered.")
-    elif report.todo == 0:
+    elif report.todo == 0 and report.stopped is None:  # stopped: the lists may be read in part
         click.echo(f"Campaign {report.campaign} is already finished: nothing left to send "
                    f"({_counts(report.counts)}).")
     else:
