@@ -19,7 +19,6 @@ one send, on either backend (delivery/workers.py).
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import threading
@@ -204,16 +203,18 @@ def _list_then_send(store: Store, plan: IssuePlan, request: SendRequest, listing
     journal = store.journal
     entries = journal_entries(listing.until_stopped(), listing.variants, store.suppressions,
                               store.preferences, warn)
-    with contextlib.suppress(_ListStopped):
+    what = "nothing was sent"  # a signal after the lists were in, before the sending
+    try:
         journal.add(plan.campaign, entries, queued_at=stamp(listing.queued))
+    except _ListStopped:
+        what = "the lists were read in part, and nothing was sent"
     # Unsubscribes from here on reach the senders a batch at a time.
     senders = dataclasses.replace(senders, mark=stamp(store.clock()))
     recovered = _recover(store, plan.campaign)
     store.apply_suppressions(plan.campaign)
     todo = journal.count_todo(plan.campaign)
     if listing.stop.is_set():
-        return Run(Tally(), todo, 0.0, stopped=Interrupted(
-            listing.came[0], "the lists were read in part, and nothing was sent")), recovered
+        return Run(Tally(), todo, 0.0, stopped=Interrupted(listing.came[0], what)), recovered
     if todo and plan.resumed is not None and senders.say is not None:
         senders.say(_resuming(plan))
     run = _sending(store, plan.campaign, listing.variants, request, todo, senders)
