@@ -91,6 +91,19 @@ class Interrupted(DigestError):
                          "saved, run again to send the rest")
 
 
+class StateError(DigestError):
+    """A part of the state (a folder's file, the database's lock) cannot be used.
+    ``flag`` is where the user named the state: --state, or SRC or DST of a copy."""
+
+    def __init__(self, message: str, flag: str = "--state") -> None:
+        self.message = message
+        self.flag = flag
+        super().__init__(f"{message}; check {flag}")
+
+    def named(self, flag: str) -> StateError:
+        return StateError(self.message, flag)
+
+
 class LockedError(DigestError):
     """Another run holds the state folder."""
 

@@ -252,6 +252,13 @@ def test_a_file_is_refused_as_a_state_folder(workdir: Path) -> None:
     assert (workdir / "notes.txt").read_text() == "not a state\n"
 
 
+def test_a_copy_into_a_folder_it_cannot_make_names_dst(workdir: Path) -> None:
+    populate(workdir / "state")
+    (workdir / "afile").write_text("not a folder\n")
+    assert run("state", "copy", "state", "afile/out") == (
+        1, "", "Error: cannot use the state folder afile/out: Not a directory; check DST\n")
+
+
 def test_the_default_state_folder_is_checked_too(workdir: Path) -> None:
     (workdir / ".digest").write_text("not a state\n")
     code, _, err = run("status")

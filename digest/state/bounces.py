@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from digest.errors import DigestError
+from digest.errors import DigestError, StateError
 from digest.model import address_key
 from digest.state.connect import open_tables
 
@@ -42,8 +42,7 @@ class SqliteBounces:
         try:
             self._db = open_tables(path, "inbox_messages", _SCHEMA, readonly=readonly)
         except (OSError, sqlite3.DatabaseError) as exc:
-            raise DigestError(f"{path}: cannot open the bounce records ({exc}); "
-                              "check --state") from exc
+            raise StateError(f"{path}: cannot open the bounce records ({exc})") from exc
 
     def _failed(self, exc: sqlite3.Error) -> DigestError:
         return DigestError(f"{self.path}: cannot update the bounce records ({exc}); "

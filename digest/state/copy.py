@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, closing, contextmanager
 from pathlib import Path
 
-from digest.errors import ConfigError, DigestError, first_line
+from digest.errors import ConfigError, DigestError, StateError, first_line
 from digest.state.connect import connect, connect_readonly
 from digest.state.postgres.location import PostgresLocation, is_postgres_url
 from digest.state.sqlite import JOURNAL, SUPPRESSIONS, SqliteStore
@@ -68,8 +68,9 @@ def copy_state(src: Location, dst: Location) -> dict[str, int]:
         if _one_database(source, destination):
             raise ConfigError(f"{shown(src)} and {shown(dst)} name one database: it is both "
                               "the source and the destination", source="copy")
-        for store in (source, destination):
-            stack.enter_context(store.lock())
+        for argument, store in (("SRC", source), ("DST", destination)):
+            with _as(argument):
+                stack.enter_context(store.lock())
         rows = stack.enter_context(_reading(src))
         if _is_url(dst):
             return _into_postgres(str(dst), rows)
@@ -82,6 +83,8 @@ def _as(argument: str) -> Iterator[None]:
     """An error in opening a state names the argument it came from, not --state."""
     try:
         yield
+    except StateError as exc:
+        raise exc.named(argument) from exc
     except ConfigError as exc:
         if exc.source != "--state":
             raise

@@ -15,7 +15,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Self
 
-from digest.errors import DigestError, LockedError
+from digest.errors import LockedError, StateError
 
 
 class StateLock:
@@ -30,8 +30,8 @@ class StateLock:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         except OSError as exc:
-            raise DigestError(f"cannot use the state folder {self.path.parent}: "
-                              f"{exc.strerror}; check --state") from exc
+            raise StateError(f"cannot use the state folder {self.path.parent}: "
+                             f"{exc.strerror}") from exc
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:

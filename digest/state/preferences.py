@@ -10,7 +10,7 @@ import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
 
-from digest.errors import DigestError
+from digest.errors import DigestError, StateError
 from digest.model import address_key
 from digest.state.connect import open_tables
 from digest.state.records import joined_tags
@@ -34,8 +34,7 @@ class SqlitePreferences:
         try:
             self._db = open_tables(path, "preferences", _SCHEMA, readonly=readonly or memory)
         except (OSError, sqlite3.DatabaseError) as exc:
-            raise DigestError(f"{path}: cannot open the preferences ({exc}); "
-                              "check --state") from exc
+            raise StateError(f"{path}: cannot open the preferences ({exc})") from exc
 
     def get(self, email: str) -> tuple[str, ...] | None:
         """The tag slugs ``email`` chose, () for everything; None if they never chose."""

@@ -11,7 +11,7 @@ import sqlite3
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 
-from digest.errors import DigestError
+from digest.errors import DigestError, StateError
 from digest.model import address_key
 from digest.state.connect import connect, connect_readonly
 from digest.state.records import Suppression, now_stamp
@@ -67,8 +67,8 @@ class SqliteSuppressions:
             self._db.executescript(_SCHEMA)
             self._rekey()
         except (OSError, sqlite3.DatabaseError) as exc:
-            raise DigestError(f"{self.path}: cannot open the suppression list ({exc}); "
-                              "check --state") from exc
+            raise StateError(f"{self.path}: cannot open the suppression list ({exc})"
+                             ) from exc
 
     def _version(self) -> int:
         (version,) = self._db.execute("PRAGMA user_version").fetchone()

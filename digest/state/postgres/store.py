@@ -20,7 +20,7 @@ from typing import Self
 
 import psycopg
 
-from digest.errors import ConfigError, DigestError, LockedError
+from digest.errors import ConfigError, DigestError, LockedError, StateError
 from digest.state.postgres.audience import (
     PostgresBounces,
     PostgresPreferences,
@@ -149,8 +149,7 @@ class PostgresLock:
             if not (got and got[0]):
                 raise StateLocked(self._shown, self._holder(key))
         except psycopg.Error as exc:
-            raise DigestError(f"{self._shown}: cannot take the run lock ({exc}); "
-                              "check --state") from exc
+            raise StateError(f"{self._shown}: cannot take the run lock ({exc})") from exc
         self._key = key
         return self
 
