@@ -217,11 +217,10 @@ class StateParam(click.ParamType):  # type: ignore[type-arg]
             self.fail("a libpq keyword string is not taken here; give the database as a URL, "
                       "e.g. postgresql://digest@db.example.org:5432/news (the password from "
                       "PGPASSWORD, ~/.pgpass or DIGEST_STATE_PASSWORD)", param, ctx)
-        if sep and scheme.lower() not in ("postgresql", "postgres") and _SCHEME.fullmatch(scheme):
-            # Else a URL of another scheme (psql://, a typo) would become a new folder.
-            self.fail(f"{scheme}:// is not a state: give a state folder or a "
-                      "postgresql://user@host/db URL", param, ctx)
         if not sep or scheme.lower() not in ("postgresql", "postgres"):
+            if sep and _SCHEME.fullmatch(scheme):  # psql://, a typo: not a folder's name
+                self.fail(f"{scheme}:// is not a state: give a state folder or a "
+                          "postgresql://user@host/db URL", param, ctx)
             return self._folder(Path(text), param, ctx)
         parts = urlsplit(text)
         if parts.password is not None or "password" in dict(parse_qsl(parts.query)):
